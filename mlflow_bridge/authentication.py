@@ -1,0 +1,67 @@
+"""Who is calling: a GitLab token from `Authorization: Bearer` or Basic (password = token).
+
+Like DRF's authentication classes, `authenticate` has three outcomes: None when the request
+carries no credentials of this scheme, a raised BridgeError when it carries bad ones, and a
+(GitLab user, token) pair on success.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from django.http import HttpRequest
+
+from mlflow_bridge.errors import BridgeError
+from projects import access, gitlab
+from projects.models import GitLabUser
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mlflow", Basic realm="mlflow"'}
+
+
+def unauthenticated(message: str) -> BridgeError:
+    return BridgeError("UNAUTHENTICATED", message, headers=CHALLENGE)
+
+
+def token_from_header(header: str) -> str | None:
+    """The token in an Authorization header; None when there is no header at all."""
+    if not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer":
+        if not credentials:
+            raise unauthenticated("Empty Bearer token. Set MLFLOW_TRACKING_TOKEN to a GitLab token.")
+        return credentials
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise unauthenticated("Malformed Basic credentials: expected base64 of user:token.")
+        _, separator, password = decoded.partition(":")
+        if not separator or not password:
+            raise unauthenticated(
+                "Basic credentials need a GitLab token as the password "
+                "(MLFLOW_TRACKING_PASSWORD)."
+            )
+        return password
+    raise unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")
+
+
+class GitLabTokenAuthentication:
+    """Authenticates a GitLab personal, project, group or OAuth token."""
+
+    def authenticate(self, request: HttpRequest) -> tuple[GitLabUser, str] | None:
+        token = token_from_header(request.headers.get("Authorization", ""))
+        if token is None:
+            return None
+        try:
+            return access.user_for_token(token), token
+        except gitlab.TokenScopeTooNarrow:
+            raise unauthenticated(
+                "Your GitLab token lacks the read_api scope: create a token with read_api."
+            )
+        except gitlab.TokenRejected:
+            raise unauthenticated(
+                "GitLab does not accept this token (unknown, expired or revoked)."
+            )

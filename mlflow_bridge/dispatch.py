@@ -1,0 +1,118 @@
+"""Calls MLflow's Flask app in-process for one project and streams its answer back.
+
+The environ MLflow sees is built here and nowhere else (compare werkzeug's ProxyFix and
+DispatcherMiddleware). Keys changed:
+
+- SCRIPT_NAME: `/mlflow/<project path>/tracking`, so MLflow's UI and redirects stay under it.
+- PATH_INFO: the rest of the path; QUERY_STRING: as rewritten (rewrite.py).
+- wsgi.input, CONTENT_LENGTH: a rewritten JSON body when there is one; otherwise the
+  client's stream, untouched, so artifact uploads stream through in constant memory.
+- HTTP_X_MLFLOW_WORKSPACE: always the project's workspace. The client's copy (any case, any
+  count: WSGI folds them into this one key) is discarded, and the workspace is also bound
+  in-process, so MLflow neither trusts nor looks up the header.
+
+Dropped because MLflow must not act on them: the client's credentials (HTTP_AUTHORIZATION,
+HTTP_COOKIE), forwarding headers (HTTP_FORWARDED, HTTP_X_FORWARDED_*, whose trust is Django's
+business) and hop-by-hop headers. Nothing else is read from the client.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+
+from django.http import StreamingHttpResponse
+from mlflow.utils.workspace_context import ServerWorkspaceContext
+
+from mlflow_bridge.mlflow_app import flask_app
+
+DROPPED_ENVIRON_KEYS = frozenset(
+    {
+        "HTTP_AUTHORIZATION",
+        "HTTP_COOKIE",
+        "HTTP_FORWARDED",
+        "HTTP_CONNECTION",
+        "HTTP_KEEP_ALIVE",
+        "HTTP_PROXY_AUTHORIZATION",
+        "HTTP_TE",
+        "HTTP_TRAILER",
+        "HTTP_UPGRADE",
+    }
+)
+HOP_BY_HOP_RESPONSE_HEADERS = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+WORKSPACE_ENVIRON_KEY = "HTTP_X_MLFLOW_WORKSPACE"
+
+
+def mlflow_environ(
+    client_environ: dict,
+    *,
+    script_name: str,
+    path_info: str,
+    query_string: str,
+    workspace: str,
+    body: bytes | None,
+) -> dict:
+    """The environ for MLflow's app: see the module docstring for each key."""
+    environ = {
+        key: value
+        for key, value in client_environ.items()
+        if key not in DROPPED_ENVIRON_KEYS and not key.startswith("HTTP_X_FORWARDED_")
+    }
+    environ.update(
+        {
+            "SCRIPT_NAME": script_name,
+            "PATH_INFO": path_info,
+            "QUERY_STRING": query_string,
+            WORKSPACE_ENVIRON_KEY: workspace,
+        }
+    )
+    if body is not None:
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return environ
+
+
+class _InWorkspace:
+    """Iterates MLflow's response with the project's workspace bound, then closes it."""
+
+    def __init__(self, iterable: Iterable[bytes], workspace: str):
+        self._iterable = iterable
+        self._workspace = workspace
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = iter(self._iterable)
+        while True:
+            with ServerWorkspaceContext(self._workspace):
+                chunk = next(iterator, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._iterable, "close", None)
+        if close is not None:
+            with ServerWorkspaceContext(self._workspace):
+                close()
+
+
+def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse:
+    """Run MLflow's WSGI app for one request and stream its response back through Django."""
+    started: dict = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):
+        started["status"] = status
+        started["headers"] = headers
+        return lambda data: None  # MLflow (Flask) never uses the legacy write() callable.
+
+    with ServerWorkspaceContext(workspace):
+        body = flask_app().wsgi_app(environ, start_response)
+    code, _, reason = started["status"].partition(" ")
+    response = StreamingHttpResponse(_InWorkspace(body, workspace), status=int(code), reason=reason)
+    del response["Content-Type"]
+    for name, value in started["headers"]:
+        if name.lower() not in HOP_BY_HOP_RESPONSE_HEADERS:
+            response[name] = value
+    return response

@@ -1,0 +1,59 @@
+"""What the bridge changes in a request before MLflow sees it.
+
+- Experiment "0" (the client's "no experiment set") becomes the project's Default experiment.
+- In the fields a route names (see routes.py), a trailing " (<project id>)" is removed, so
+  "baseline (42)" and "baseline" address the same experiment or registered model in project 42.
+Search filter strings are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode
+
+from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.routes import Route
+
+DEFAULT_EXPERIMENT = "0"
+
+
+class RequestRewriter:
+    """Rewrites one request's query string and JSON body for one project."""
+
+    def __init__(self, route: Route, project_id: int, default_experiment_id: Callable[[], str]):
+        self._names = route.names
+        self._suffix = re.compile(rf" \({project_id}\)$")
+        self._default_experiment_id = default_experiment_id
+
+    def _value(self, key: str, value: object) -> object:
+        if key == "experiment_id" and value == DEFAULT_EXPERIMENT:
+            return self._default_experiment_id()
+        if key == "experiment_ids" and isinstance(value, list):
+            return [self._value("experiment_id", item) for item in value]
+        if key in self._names and isinstance(value, str):
+            return self._suffix.sub("", value)
+        return value
+
+    def query_string(self, query_string: str) -> str:
+        pairs = parse_qsl(query_string, keep_blank_values=True)
+        rewritten = [(key, self._value(key.removesuffix("[]"), value)) for key, value in pairs]
+        # experiment_ids may repeat in a query string: each one is a single id there.
+        rewritten = [
+            (key, self._value("experiment_id", value) if key == "experiment_ids" else value)
+            for key, value in rewritten
+        ]
+        return urlencode(rewritten) if rewritten != pairs else query_string
+
+    def json_body(self, body: bytes) -> bytes:
+        if not body.strip():
+            return body
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BridgeError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}")
+        if not isinstance(document, dict):
+            raise BridgeError("MALFORMED_REQUEST", "The request body must be a JSON object.")
+        rewritten = {key: self._value(key, value) for key, value in document.items()}
+        return json.dumps(rewritten).encode() if rewritten != document else body

@@ -1,0 +1,274 @@
+"""The route table: every route MLflow's Flask app serves, with the action it performs.
+
+Deny by default: a request whose route is not in this table is refused. The table is keyed
+by MLflow's own rule (as in `app.url_map`) with the `/api` or `/ajax-api` prefix removed, so
+one row covers both prefixes. tests/test_routes.py fails when MLflow serves a route that has
+no row, so an MLflow upgrade cannot open a hole silently.
+
+Columns: method, rule, action, and `names`: the request fields that name an experiment or a
+registered model, where the project-id suffix " (<id>)" is accepted and removed.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from werkzeug.routing import Rule
+
+
+class Action(enum.Enum):
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REFUSED = "refused"
+
+    @property
+    def writes(self) -> bool:
+        return self in (Action.CREATE, Action.UPDATE, Action.DELETE)
+
+
+READ, CREATE, UPDATE, DELETE, REFUSED = Action
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    rule: str
+    action: Action
+    names: tuple[str, ...] = ()
+    # For refused routes: the feature the 403 names.
+    feature: str = ""
+
+
+NAME = ("name",)
+EXPERIMENT_NAME = ("experiment_name",)
+
+# fmt: off
+ROUTES: list[Route] = [
+    # --- UI, static files, server status -------------------------------------------------------
+    Route("GET",    "/",                                                   READ),
+    Route("GET",    "/static-files/<path:path>",                           READ),
+    Route("GET",    "/build/<path:filename>",                              READ),
+    Route("GET",    "/health",                                             READ),
+    Route("GET",    "/version",                                            READ),
+    Route("GET",    "/3.0/mlflow/server-info",                             READ),
+    # GraphQL serves only queries (MLflow's schema has no mutations), scoped to the workspace.
+    Route("GET",    "/graphql",                                            READ),
+    Route("POST",   "/graphql",                                            READ),
+    # --- Experiments ---------------------------------------------------------------------------
+    Route("POST",   "/2.0/mlflow/experiments/create",                      CREATE, NAME),
+    Route("POST",   "/2.0/mlflow/experiments/delete",                      DELETE),
+    Route("POST",   "/2.0/mlflow/experiments/delete-experiment-tag",       UPDATE),
+    Route("GET",    "/2.0/mlflow/experiments/get",                         READ),
+    Route("GET",    "/2.0/mlflow/experiments/get-by-name",                 READ, EXPERIMENT_NAME),
+    Route("POST",   "/2.0/mlflow/experiments/restore",                     UPDATE),
+    Route("GET",    "/2.0/mlflow/experiments/search",                      READ),
+    Route("POST",   "/2.0/mlflow/experiments/search",                      READ),
+    Route("POST",   "/2.0/mlflow/experiments/search-datasets",             READ),
+    Route("POST",   "/2.0mlflow/experiments/search-datasets",              READ),  # sic, in MLflow
+    Route("POST",   "/2.0/mlflow/experiments/set-experiment-tag",          UPDATE),
+    Route("POST",   "/2.0/mlflow/experiments/update",                      UPDATE, ("new_name",)),
+    # --- Runs and metrics ----------------------------------------------------------------------
+    Route("POST",   "/2.0/mlflow/runs/create",                             CREATE),
+    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE),
+    Route("POST",   "/2.0/mlflow/runs/delete",                             DELETE),
+    Route("POST",   "/2.0/mlflow/runs/delete-tag",                         UPDATE),
+    Route("GET",    "/2.0/mlflow/runs/get",                                READ),
+    Route("POST",   "/2.0/mlflow/runs/log-batch",                          UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/log-inputs",                         UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/log-metric",                         UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/log-model",                          UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/log-parameter",                      UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/outputs",                            UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/restore",                            UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/search",                             READ),
+    Route("POST",   "/2.0/mlflow/runs/set-tag",                            UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/update",                             UPDATE),
+    Route("GET",    "/2.0/mlflow/metrics/get-history",                     READ),
+    Route("GET",    "/2.0/mlflow/metrics/get-history-bulk",                READ),
+    Route("GET",    "/2.0/mlflow/metrics/get-history-bulk-interval",       READ),
+    # --- Artifacts (proxied: mlflow-artifacts:/workspaces/p-<id>/...) ---------------------------
+    Route("GET",    "/2.0/mlflow/artifacts/list",                          READ),
+    Route("POST",   "/2.0/mlflow/artifacts/presigned-download-url",        READ),
+    Route("POST",   "/2.0/mlflow/artifacts/presigned-upload-url",          CREATE),
+    Route("POST",   "/2.0/mlflow/upload-artifact",                         CREATE),
+    Route("GET",    "/2.0/mlflow-artifacts/artifacts",                     READ),
+    Route("GET",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", READ),
+    Route("PUT",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", CREATE),
+    Route("DELETE", "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", DELETE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", CREATE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", CREATE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),
+    Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ),
+    Route("GET",    "/get-artifact",                                       READ),
+    Route("GET",    "/model-versions/get-artifact",                        READ),
+    Route("GET",    "/2.0/mlflow/get-trace-artifact",                      READ),
+    Route("GET",    "/3.0/mlflow/get-trace-artifact",                      READ),
+    # --- Logged models (MLflow 3) --------------------------------------------------------------
+    Route("POST",   "/2.0/mlflow/logged-models",                           CREATE),
+    Route("GET",    "/2.0/mlflow/logged-models/<model_id>",                READ),
+    Route("PATCH",  "/2.0/mlflow/logged-models/<model_id>",                UPDATE),
+    Route("DELETE", "/2.0/mlflow/logged-models/<model_id>",                DELETE),
+    Route("GET",    "/2.0/mlflow/logged-models/<model_id>/artifacts/directories", READ),
+    Route("GET",    "/2.0/mlflow/logged-models/<model_id>/artifacts/files", READ),
+    Route("POST",   "/2.0/mlflow/logged-models/<model_id>/params",         UPDATE),
+    Route("PATCH",  "/2.0/mlflow/logged-models/<model_id>/tags",           UPDATE),
+    Route("DELETE", "/2.0/mlflow/logged-models/<model_id>/tags/<tag_key>", UPDATE),
+    Route("POST",   "/2.0/mlflow/logged-models/search",                    READ),
+    # --- Model registry (also prompts, which are registered models) ----------------------------
+    Route("POST",   "/2.0/mlflow/registered-models/create",                CREATE, NAME),
+    Route("GET",    "/2.0/mlflow/registered-models/get",                   READ, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/rename",                UPDATE, ("name", "new_name")),
+    Route("PATCH",  "/2.0/mlflow/registered-models/update",                UPDATE, NAME),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME),
+    Route("GET",    "/2.0/mlflow/registered-models/search",                READ),
+    Route("GET",    "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/set-tag",               UPDATE, NAME),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete-tag",            UPDATE, NAME),
+    Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME),
+    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME),
+    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME),
+    Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME),
+    Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME),
+    Route("GET",    "/2.0/mlflow/model-versions/search",                   READ),
+    Route("GET",    "/2.0/mlflow/model-versions/get-download-uri",         READ, NAME),
+    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME),
+    Route("POST",   "/2.0/mlflow/model-versions/set-tag",                  UPDATE, NAME),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete-tag",               UPDATE, NAME),
+    # --- Traces --------------------------------------------------------------------------------
+    Route("GET",    "/2.0/mlflow/traces",                                  READ),
+    Route("POST",   "/2.0/mlflow/traces",                                  CREATE),
+    Route("PATCH",  "/2.0/mlflow/traces/<request_id>",                     UPDATE),
+    Route("GET",    "/2.0/mlflow/traces/<request_id>/info",                READ),
+    Route("PATCH",  "/2.0/mlflow/traces/<request_id>/tags",                UPDATE),
+    Route("DELETE", "/2.0/mlflow/traces/<request_id>/tags",                UPDATE),
+    Route("POST",   "/2.0/mlflow/traces/delete-traces",                    DELETE),
+    Route("POST",   "/2.0/mlflow/traces/link-prompts",                     UPDATE),
+    Route("POST",   "/2.0/mlflow/traces/link-to-run",                      UPDATE),
+    Route("GET",    "/2.0/mlflow/get-online-trace-details",                READ),  # Databricks only
+    Route("GET",    "/2.0/mlflow/unified-traces",                          READ),  # Databricks only
+    Route("POST",   "/3.0/mlflow/traces",                                  CREATE),
+    Route("GET",    "/3.0/mlflow/traces/<trace_id>",                       READ),
+    Route("GET",    "/3.0/mlflow/traces/get",                              READ),
+    Route("GET",    "/3.0/mlflow/traces/batchGet",                         READ),
+    Route("POST",   "/3.0/mlflow/traces/batchGetInfos",                    READ),
+    Route("POST",   "/3.0/mlflow/traces/search",                           READ),
+    Route("POST",   "/3.0/mlflow/traces/metrics",                          READ),
+    Route("POST",   "/3.0/mlflow/traces/calculate-filter-correlation",     READ),
+    Route("POST",   "/3.0/mlflow/traces/delete-traces",                    DELETE),
+    Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
+    Route("DELETE", "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
+    Route("POST",   "/3.0/mlflow/traces/<trace_id>/assessments",           CREATE),
+    Route("GET",    "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", READ),
+    Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", UPDATE),
+    Route("DELETE", "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", DELETE),
+    # --- Evaluation datasets -------------------------------------------------------------------
+    Route("POST",   "/3.0/mlflow/datasets/create",                         CREATE),
+    Route("GET",    "/3.0/mlflow/datasets/search",                         READ),
+    Route("POST",   "/3.0/mlflow/datasets/search",                         READ),
+    Route("GET",    "/3.0/mlflow/datasets/<dataset_id>",                   READ),
+    Route("DELETE", "/3.0/mlflow/datasets/<dataset_id>",                   DELETE),
+    Route("POST",   "/3.0/mlflow/datasets/<dataset_id>/add-experiments",   UPDATE),
+    Route("POST",   "/3.0/mlflow/datasets/<dataset_id>/remove-experiments", UPDATE),
+    Route("GET",    "/3.0/mlflow/datasets/<dataset_id>/experiment-ids",    READ),
+    Route("GET",    "/3.0/mlflow/datasets/<dataset_id>/records",           READ),
+    Route("POST",   "/3.0/mlflow/datasets/<dataset_id>/records",           UPDATE),
+    Route("DELETE", "/3.0/mlflow/datasets/<dataset_id>/records",           UPDATE),
+    Route("PATCH",  "/3.0/mlflow/datasets/<dataset_id>/tags",              UPDATE),
+    Route("DELETE", "/3.0/mlflow/datasets/<dataset_id>/tags/<key>",        UPDATE),
+    # --- GenAI review: scorers, issues, label schemas, review queues (scoped by experiment) ----
+    Route("POST",   "/3.0/mlflow/scorers/register",                        CREATE),
+    Route("GET",    "/3.0/mlflow/scorers/list",                            READ),
+    Route("GET",    "/3.0/mlflow/scorers/get",                             READ),
+    Route("GET",    "/3.0/mlflow/scorers/versions",                        READ),
+    Route("DELETE", "/3.0/mlflow/scorers/delete",                          DELETE),
+    Route("GET",    "/3.0/mlflow/scorers/online-configs",                  READ),
+    Route("PUT",    "/3.0/mlflow/scorers/online-config",                   UPDATE),
+    Route("POST",   "/3.0/mlflow/issues",                                  CREATE),
+    Route("GET",    "/3.0/mlflow/issues/<issue_id>",                       READ),
+    Route("PATCH",  "/3.0/mlflow/issues/<issue_id>",                       UPDATE),
+    Route("POST",   "/3.0/mlflow/issues/search",                           READ),
+    Route("POST",   "/3.0/mlflow/label-schemas/create",                    CREATE),
+    Route("GET",    "/3.0/mlflow/label-schemas/get",                       READ),
+    Route("GET",    "/3.0/mlflow/label-schemas/get-by-name",               READ),
+    Route("GET",    "/3.0/mlflow/label-schemas/list",                      READ),
+    Route("PATCH",  "/3.0/mlflow/label-schemas/update",                    UPDATE),
+    Route("DELETE", "/3.0/mlflow/label-schemas/delete",                    DELETE),
+    Route("POST",   "/3.0/mlflow/review-queues/create",                    CREATE),
+    Route("GET",    "/3.0/mlflow/review-queues/get",                       READ),
+    Route("GET",    "/3.0/mlflow/review-queues/get-by-name",               READ),
+    Route("GET",    "/3.0/mlflow/review-queues/list",                      READ),
+    Route("POST",   "/3.0/mlflow/review-queues/update",                    UPDATE),
+    Route("POST",   "/3.0/mlflow/review-queues/delete",                    DELETE),
+    Route("POST",   "/3.0/mlflow/review-queues/get-or-create-user",        CREATE),
+    Route("POST",   "/3.0/mlflow/review-queues/items/add",                 UPDATE),
+    Route("GET",    "/3.0/mlflow/review-queues/items/list",                READ),
+    Route("POST",   "/3.0/mlflow/review-queues/items/remove",              UPDATE),
+    Route("POST",   "/3.0/mlflow/review-queues/items/set-status",          UPDATE),
+    # --- Refused: cannot be made safe per project (yet) ----------------------------------------
+    Route("GET",    "/3.0/mlflow/workspaces",                              REFUSED, feature="workspace administration"),
+    Route("POST",   "/3.0/mlflow/workspaces",                              REFUSED, feature="workspace administration"),
+    Route("GET",    "/3.0/mlflow/workspaces/<workspace_name>",             REFUSED, feature="workspace administration"),
+    Route("PATCH",  "/3.0/mlflow/workspaces/<workspace_name>",             REFUSED, feature="workspace administration"),
+    Route("DELETE", "/3.0/mlflow/workspaces/<workspace_name>",             REFUSED, feature="workspace administration"),
+    Route("GET",    "/2.0/mlflow/webhooks",                                REFUSED, feature="webhooks"),
+    Route("POST",   "/2.0/mlflow/webhooks",                                REFUSED, feature="webhooks"),
+    Route("GET",    "/2.0/mlflow/webhooks/<webhook_id>",                   REFUSED, feature="webhooks"),
+    Route("PATCH",  "/2.0/mlflow/webhooks/<webhook_id>",                   REFUSED, feature="webhooks"),
+    Route("DELETE", "/2.0/mlflow/webhooks/<webhook_id>",                   REFUSED, feature="webhooks"),
+    Route("POST",   "/2.0/mlflow/webhooks/<webhook_id>/test",              REFUSED, feature="webhooks"),
+    Route("GET",    "/2.0/mlflow/gateway-proxy",                           REFUSED, feature="the AI gateway"),
+    Route("POST",   "/2.0/mlflow/gateway-proxy",                           REFUSED, feature="the AI gateway"),
+    Route("GET",    "/3.0/mlflow/jobs/<job_id>",                           REFUSED, feature="server jobs"),
+    Route("PATCH",  "/3.0/mlflow/jobs/cancel/<job_id>",                    REFUSED, feature="server jobs"),
+    Route("POST",   "/3.0/mlflow/prompt-optimization/jobs",                REFUSED, feature="prompt optimisation jobs"),
+    Route("GET",    "/3.0/mlflow/prompt-optimization/jobs/<job_id>",       REFUSED, feature="prompt optimisation jobs"),
+    Route("DELETE", "/3.0/mlflow/prompt-optimization/jobs/<job_id>",       REFUSED, feature="prompt optimisation jobs"),
+    Route("POST",   "/3.0/mlflow/prompt-optimization/jobs/<job_id>/cancel", REFUSED, feature="prompt optimisation jobs"),
+    Route("GET",    "/3.0/mlflow/prompt-optimization/jobs/search",         REFUSED, feature="prompt optimisation jobs"),
+    Route("POST",   "/3.0/mlflow/prompt-optimization/jobs/search",         REFUSED, feature="prompt optimisation jobs"),
+    # These run LLM judges or generators as server jobs, with the server's credentials.
+    Route("POST",   "/3.0/mlflow/scorer/invoke",                           REFUSED, feature="server-side scorer runs"),
+    Route("POST",   "/3.0/mlflow/genai/evaluate/invoke",                   REFUSED, feature="server-side evaluation runs"),
+    Route("POST",   "/3.0/mlflow/issues/invoke",                           REFUSED, feature="server-side issue detection"),
+    Route("POST",   "/3.0/mlflow/demo/generate",                           REFUSED, feature="demo data"),
+    Route("POST",   "/3.0/mlflow/demo/delete",                             REFUSED, feature="demo data"),
+    Route("GET",    "/3.0/mlflow/ui-telemetry",                            REFUSED, feature="UI telemetry"),
+    Route("POST",   "/3.0/mlflow/ui-telemetry",                            REFUSED, feature="UI telemetry"),
+]
+# fmt: on
+
+# Whole families refused by prefix, any method: what MLflow adds under them stays refused.
+REFUSED_PREFIXES: dict[str, str] = {
+    "/3.0/mlflow/gateway/": "the AI gateway and its secrets",
+}
+
+_API_PREFIX = re.compile(r"^/(?:api|ajax-api)(?=/)")
+_TABLE: dict[tuple[str, str], Route] = {(route.method, route.rule): route for route in ROUTES}
+
+
+def table_key(rule: str) -> str:
+    """MLflow's rule without its `/api` or `/ajax-api` prefix: the table's key."""
+    return _API_PREFIX.sub("", rule, count=1)
+
+
+def route_for(rule: Rule | str, method: str) -> Route | None:
+    """The table row for a matched MLflow rule and method; None means refused."""
+    key = table_key(rule.rule if isinstance(rule, Rule) else rule)
+    if method == "OPTIONS":
+        # OPTIONS only describes a route: a read, wherever some method of it is served.
+        served = [row for row in ROUTES if row.rule == key and row.action is not REFUSED]
+        return Route("OPTIONS", key, READ) if served else None
+    # HEAD is GET without a body.
+    if route := _TABLE.get(("GET" if method == "HEAD" else method, key)):
+        return route
+    for prefix, feature in REFUSED_PREFIXES.items():
+        if key.startswith(prefix):
+            return Route(method, key, REFUSED, feature=feature)
+    return None

@@ -1,0 +1,167 @@
+"""The tracking view: one request from URL to MLflow's streamed answer.
+
+URL → authentication → project and role (cache, GitLab on a miss) → route rule → permission
+classes → rewrite → in-process MLflow → streamed response.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.views.decorators.csrf import csrf_exempt
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+
+from mlflow_bridge import dispatch, mlflow_app
+from mlflow_bridge.authentication import GitLabTokenAuthentication, unauthenticated
+from mlflow_bridge.errors import BridgeError, error_response, not_found
+from mlflow_bridge.permissions import permissions_for
+from mlflow_bridge.rewrite import RequestRewriter
+from mlflow_bridge.routes import route_for
+from projects import access, gitlab
+
+TRACKING_SEGMENT = "tracking"
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def match_mlflow_rule(path: str, method: str) -> Rule | None:
+    """MLflow's rule for a path below the tracking prefix, or None when MLflow has none."""
+    adapter = flask_app_url_adapter()
+    try:
+        rule, _ = adapter.match(path, method, return_rule=True)
+    except HTTPException:
+        return None
+    return rule
+
+
+def flask_app_url_adapter():
+    return mlflow_app.flask_app().url_map.bind("localhost")
+
+
+def split_location(location: str) -> tuple[str, str | None]:
+    """Split `<project path>/tracking/<rest>` into the project path and `/<rest>`.
+
+    A project path may itself contain a `tracking` segment (`a/tracking/tracking/`): the split
+    chosen is the leftmost whose rest is a route MLflow serves. `rest` is None when the URL
+    stops at `/tracking` without its slash.
+    """
+    segments = location.split("/")
+    splits = [i for i, segment in enumerate(segments) if segment == TRACKING_SEGMENT and i > 0]
+    if not splits:
+        raise not_found()
+    for i in splits:
+        rest = "/" + "/".join(segments[i + 1 :])
+        if i + 1 < len(segments) and _mlflow_serves(rest):
+            return "/".join(segments[:i]), rest
+    last = splits[-1]
+    if last == len(segments) - 1:
+        return "/".join(segments[:last]), None
+    return "/".join(segments[:last]), "/" + "/".join(segments[last + 1 :])
+
+
+def _mlflow_serves(path: str) -> bool:
+    adapter = flask_app_url_adapter()
+    try:
+        adapter.match(path, "GET")
+    except HTTPException as exc:
+        return exc.code == 405
+    return True
+
+
+def check_permissions(request: HttpRequest) -> None:
+    """The one place that turns a permission's "no" into an error (404 or 403)."""
+    for permission_class in permissions_for(request.route):
+        permission = permission_class()
+        if not permission.has_permission(request):
+            if permission.status == 404:
+                raise not_found()
+            raise BridgeError("PERMISSION_DENIED", permission.describe(request))
+
+
+def read_json_body(request: HttpRequest) -> bytes:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit():
+        raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
+    limit = settings.MAX_JSON_BODY_SIZE
+    if int(length) > limit:
+        raise BridgeError(
+            "REQUEST_LIMIT_EXCEEDED",
+            f"The request body is larger than {limit} bytes (MAX_JSON_BODY_SIZE). "
+            "Log large data as artifacts.",
+        )
+    body = request.META["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise BridgeError("REQUEST_LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.")
+    return body
+
+
+def carries_file(rule: Rule) -> bool:
+    """Artifact uploads are streamed to MLflow unread; everything else is a small JSON body."""
+    return "<path:artifact_path>" in rule.rule or rule.rule.endswith("/upload-artifact")
+
+
+@csrf_exempt
+def tracking(request: HttpRequest, location: str) -> HttpResponse:
+    try:
+        return serve_tracking(request, location)
+    except gitlab.GitLabUnavailable as exc:
+        return error_response(
+            BridgeError(
+                "TEMPORARILY_UNAVAILABLE",
+                f"Cannot check your access right now ({exc}); retry in a moment.",
+            )
+        )
+    except BridgeError as error:
+        return error_response(error)
+
+
+def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
+    project_path, rest = split_location(location)
+    if rest is None:
+        # MLflow's UI uses relative URLs: without the slash they resolve one level too high.
+        return HttpResponsePermanentRedirect(request.get_full_path().replace(request.path, request.path + "/", 1), preserve_request=True)
+    if not project_path or "" in project_path.split("/"):
+        raise not_found()
+
+    authenticated = GitLabTokenAuthentication().authenticate(request)
+    if authenticated is None:
+        raise unauthenticated(
+            "Authentication required: set MLFLOW_TRACKING_TOKEN to a GitLab token "
+            "with the read_api scope."
+        )
+    user, token = authenticated
+    project_access = access.access_to(token, user, project_path)
+    if project_access is None or not project_access.can_read:
+        raise not_found()
+
+    rule = match_mlflow_rule(rest, request.method)
+    if rule is None:
+        raise BridgeError(
+            "ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {rest}."
+        )
+    route = route_for(rule, request.method)
+    if route is None:
+        raise BridgeError(
+            "PERMISSION_DENIED", f"{request.method} {rest} has no access rule and is refused."
+        )
+    request.project_access = project_access
+    request.route = route
+    check_permissions(request)
+
+    project = project_access.project
+    mlflow_app.ensure_workspace(project.workspace, description=project.path)
+    rewriter = RequestRewriter(
+        route, project.id, lambda: mlflow_app.default_experiment_id(project.workspace)
+    )
+    body = None
+    if request.method in METHODS_WITH_BODY and not carries_file(rule):
+        body = rewriter.json_body(read_json_body(request))
+    environ = dispatch.mlflow_environ(
+        request.META,
+        script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{project_path}/tracking",
+        path_info=rest,
+        query_string=rewriter.query_string(request.META.get("QUERY_STRING", "")),
+        workspace=project.workspace,
+        body=body,
+    )
+    return dispatch.call_mlflow(environ, project.workspace)

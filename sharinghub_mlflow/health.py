@@ -1,0 +1,33 @@
+"""Health probes for load balancers: no authentication, no GitLab."""
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from sqlalchemy import text
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process answers."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Both databases answer a trivial query."""
+    from mlflow.server.handlers import _get_tracking_store
+
+    from mlflow_bridge.mlflow_app import flask_app
+
+    checks = {}
+    try:
+        connection.ensure_connection()
+        checks["django_database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; say which.
+        checks["django_database"] = type(exc).__name__
+    try:
+        flask_app()
+        with _get_tracking_store().engine.connect() as mlflow_connection:
+            mlflow_connection.execute(text("SELECT 1"))
+        checks["mlflow_database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["mlflow_database"] = type(exc).__name__
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503)

@@ -1,0 +1,115 @@
+"""Settings, each read once from the environment (see the README's configuration table)."""
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+# Everything the embedded defaults write lives under DATA_DIR.
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key_from_data_dir() -> str:
+    """Generate the secret key once and keep it in DATA_DIR, so restarts keep sessions valid."""
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_data_dir()
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+# --- GitLab -----------------------------------------------------------------------------------
+GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com").rstrip("/")
+GITLAB_TIMEOUT = env.float("GITLAB_TIMEOUT", default=5.0)
+# How long an answer from GitLab ("user U has level L in project P") is trusted.
+MEMBERSHIP_CACHE_TTL = env.int("MEMBERSHIP_CACHE_TTL", default=60)
+# Negative answers (unknown token, no access, no such project) are trusted for less time,
+# so that a user just added in GitLab does not wait a whole TTL.
+MEMBERSHIP_NEGATIVE_CACHE_TTL = env.int("MEMBERSHIP_NEGATIVE_CACHE_TTL", default=10)
+
+# --- Embedded MLflow --------------------------------------------------------------------------
+MLFLOW_BACKEND_STORE_URI = env.str(
+    "MLFLOW_BACKEND_STORE_URI", default=f"sqlite:///{DATA_DIR / 'mlflow.sqlite3'}"
+)
+MLFLOW_REGISTRY_STORE_URI = env.str("MLFLOW_REGISTRY_STORE_URI", default=MLFLOW_BACKEND_STORE_URI)
+MLFLOW_ARTIFACTS_DESTINATION = env.str(
+    "MLFLOW_ARTIFACTS_DESTINATION", default=str(DATA_DIR / "artifacts")
+)
+# Largest JSON body accepted on MLflow's REST routes (artifact uploads are streamed, not limited).
+MAX_JSON_BODY_SIZE = env.int("MAX_JSON_BODY_SIZE", default=16 * 1024 * 1024)
+
+# --- Django -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "projects",
+    "mlflow_bridge",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "sharinghub_mlflow.urls"
+WSGI_APPLICATION = "sharinghub_mlflow.wsgi.application"
+# MLflow routes keep their exact paths: no slash appended, no redirect added by Django.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'django.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several gunicorn workers write the membership cache: wait for the lock, don't fail.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

@@ -1,0 +1,14 @@
+"""URL routes: health probes, the admin, and every project's MLflow server."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+
+from mlflow_bridge import views as bridge_views
+from sharinghub_mlflow import health
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("admin/", admin.site.urls),
+    re_path(r"^mlflow/(?P<location>.+)$", bridge_views.tracking),
+]

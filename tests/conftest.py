@@ -1,0 +1,131 @@
+"""Shared fixtures: a GitLab double over HTTP, the cast of users, and a live gunicorn server.
+
+The cast, in project ml/team/churn:
+- Olivia owns it; Mark maintains it; Dave is a Developer; these three can do everything.
+- Gina (Guest), Paula (Planner) and Rita (Reporter) can read everything and write nothing.
+- Sam is a Developer only through a group the project is shared with (GitLab reports it
+  only in members/all).
+- Minnie has Minimal Access on the top-level group: the project does not exist for her.
+- Charlie is no member at all, and Otto is a Developer of another project, ml/other/churn.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.gitlab_double import GitLabDouble, Project, User
+
+ROOT = Path(__file__).resolve().parent.parent
+# In-process tests (Django's test client) keep their MLflow data out of the work tree.
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="sharinghub-mlflow-tests-"))
+
+
+@dataclass
+class Cast:
+    project: Project
+    other_project: Project
+    olivia: User
+    mark: User
+    dave: User
+    gina: User
+    paula: User
+    rita: User
+    sam: User
+    minnie: User
+    charlie: User
+    otto: User
+
+
+def make_cast(gitlab: GitLabDouble, path: str = "ml/team/churn", other: str = "ml/other/churn") -> Cast:
+    project = gitlab.add_project(path)
+    other_project = gitlab.add_project(other)
+    users = {name: gitlab.add_user(name) for name in Cast.__dataclass_fields__ if "project" not in name}
+    for name, level in [("olivia", 50), ("dave", 30), ("gina", 10), ("paula", 15), ("rita", 20)]:
+        project.direct[users[name].id] = level
+    # Mark maintains the whole `ml/team` group: inherited membership shows as group_access.
+    gitlab.group_members[(project.namespace, users["mark"].id)] = 40
+    project.shared[users["sam"].id] = 30
+    gitlab.group_members[("ml", users["minnie"].id)] = 5
+    other_project.direct[users["otto"].id] = 30
+    other_project.direct[users["olivia"].id] = 50
+    return Cast(project=project, other_project=other_project, **users)
+
+
+@pytest.fixture(scope="session")
+def gitlab() -> GitLabDouble:
+    double = GitLabDouble().start()
+    yield double
+    double.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    log: Path
+
+    def tracking_uri(self, path: str) -> str:
+        return f"{self.url}/mlflow/{path}/tracking/"
+
+
+def start_live_server(tmp: Path, gitlab_url: str, **extra_env: str) -> tuple[LiveServer, subprocess.Popen]:
+    port = _free_port()
+    data_dir = tmp / "data"
+    log = tmp / "server.log"
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "GITLAB_URL": gitlab_url,
+        "MEMBERSHIP_CACHE_TTL": "60",
+        "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings",
+        **extra_env,
+    }
+    env.pop("DATABASE_URL", None) if "DATABASE_URL" not in extra_env else None
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if requests.get(f"{server.url}/healthz", timeout=1).ok:
+                return server, process
+        except requests.RequestException:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, gitlab) -> LiveServer:
+    server, process = start_live_server(tmp_path_factory.mktemp("live"), gitlab.url)
+    yield server
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def cast(gitlab) -> Cast:
+    return make_cast(gitlab)

@@ -1,0 +1,176 @@
+"""A GitLab double served over real HTTP, reproducing the shapes in shared/reference/gitlab-api.md.
+
+It knows users (by token), groups (by full path), projects (by id and path) and memberships:
+direct project members, group members (inherited by subgroups and their projects), and
+members through a shared group, which GitLab shows only in members/all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    token: str
+    scopes: tuple[str, ...] = ("read_api",)
+    bot: bool = False
+
+
+@dataclass
+class Project:
+    id: int
+    path: str
+    visibility: str = "private"
+    archived: bool = False
+    topics: list[str] = field(default_factory=list)
+    direct: dict[int, int] = field(default_factory=dict)  # user id -> level
+    shared: dict[int, int] = field(default_factory=dict)  # via a shared group
+
+    @property
+    def namespace(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+
+class GitLabDouble:
+    def __init__(self) -> None:
+        self._ids = itertools.count(100)
+        self.users: dict[str, User] = {}
+        self.projects: dict[int, Project] = {}
+        self.group_members: dict[tuple[str, int], int] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.down = False  # when True every API call answers 503
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # --- test set-up ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address
+        return f"http://{host}:{port}"
+
+    def start(self) -> GitLabDouble:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    def add_user(self, username: str, *, scopes: tuple[str, ...] = ("read_api",)) -> User:
+        user = User(next(self._ids), username, f"glpat-{username}-{next(self._ids)}", scopes)
+        self.users[user.token] = user
+        return user
+
+    def add_project(self, path: str, visibility: str = "private") -> Project:
+        project = Project(next(self._ids), path, visibility)
+        self.projects[project.id] = project
+        return project
+
+    def rename(self, project: Project, new_path: str) -> None:
+        project.path = new_path
+
+    def count(self, prefix: str = "/api/v4/") -> int:
+        return sum(1 for _, path in self.calls if path.startswith(prefix))
+
+    # --- GitLab's logic ------------------------------------------------------------------
+    def _group_level(self, project: Project, user: User) -> int:
+        parts = project.namespace.split("/")
+        ancestors = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        return max((self.group_members.get((group, user.id), 0) for group in ancestors), default=0)
+
+    def _effective_level(self, project: Project, user: User) -> int:
+        return max(
+            project.direct.get(user.id, 0),
+            self._group_level(project, user),
+            project.shared.get(user.id, 0),
+        )
+
+    def _find(self, id_or_path: str) -> Project | None:
+        if id_or_path.isdigit():
+            return self.projects.get(int(id_or_path))
+        return next((p for p in self.projects.values() if p.path == id_or_path), None)
+
+    def _visible(self, project: Project, user: User) -> bool:
+        return project.visibility != "private" or self._effective_level(project, user) >= 10
+
+    def project_body(self, project: Project, user: User) -> dict:
+        def access(level: int) -> dict | None:
+            return {"access_level": level, "notification_level": 3} if level else None
+
+        group_level = self._group_level(project, user)
+        return {
+            "id": project.id,
+            "path_with_namespace": project.path,
+            "name": project.path.rsplit("/", 1)[-1],
+            "visibility": project.visibility,
+            "web_url": f"{self.url}/{project.path}",
+            "archived": project.archived,
+            "topics": project.topics,
+            "namespace": {"id": 7, "path": project.namespace.rsplit("/", 1)[-1],
+                          "kind": "group", "full_path": project.namespace},
+            "permissions": {
+                "project_access": access(project.direct.get(user.id, 0)),
+                # Minimal Access (5) grants no project visibility and shows as no access.
+                "group_access": access(group_level if group_level >= 10 else 0),
+            },
+        }  # fmt: skip
+
+    def answer(self, path: str, token: str | None) -> tuple[int, dict]:
+        if self.down:
+            return 503, {"message": "503 Service Unavailable"}
+        user = self.users.get(token or "")
+        if user is None:
+            return 401, {"message": "401 Unauthorized"}
+        if path == "/api/v4/user":
+            return 200, {"id": user.id, "username": user.username, "name": user.username,
+                         "state": "active", "bot": user.bot, "email": f"{user.username}@x",
+                         "web_url": f"{self.url}/{user.username}"}  # fmt: skip
+        if not {"read_api", "api"} & set(user.scopes):
+            return 403, {"error": "insufficient_scope", "scope": "api read_api",
+                         "error_description": "The request requires higher privileges than "
+                         "provided by the access token."}  # fmt: skip
+        parts = path.removeprefix("/api/v4/projects/").split("/")
+        project = self._find(unquote(parts[0])) if path.startswith("/api/v4/projects/") else None
+        if project is None or not self._visible(project, user):
+            return 404, {"message": "404 Project Not Found"}
+        if len(parts) == 1:
+            return 200, self.project_body(project, user)
+        if len(parts) == 4 and parts[1:3] == ["members", "all"] and parts[3].isdigit():
+            member = next((u for u in self.users.values() if u.id == int(parts[3])), None)
+            level = self._effective_level(project, member) if member else 0
+            if level < 5:
+                return 404, {"message": "404 Not found"}
+            return 200, {"id": member.id, "username": member.username, "state": "active",
+                         "access_level": level, "expires_at": None}  # fmt: skip
+        return 404, {"message": "404 Not Found"}
+
+
+def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            authorization = self.headers.get("Authorization", "")
+            token = authorization.removeprefix("Bearer ") if authorization else None
+            token = token or self.headers.get("PRIVATE-TOKEN")
+            with double._lock:
+                double.calls.append(("GET", path))
+                status, body = double.answer(path, token)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # keep test output quiet; calls are recorded in double.calls
+
+    return Handler
