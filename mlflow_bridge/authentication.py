@@ -31,7 +31,9 @@ def token_from_header(header: str) -> str | None:
     credentials = credentials.strip()
     if scheme.lower() == "bearer":
         if not credentials:
-            raise unauthenticated("Empty Bearer token. Set MLFLOW_TRACKING_TOKEN to a GitLab token.")
+            raise unauthenticated(
+                "Empty Bearer token. Set MLFLOW_TRACKING_TOKEN to a GitLab token."
+            )
         return credentials
     if scheme.lower() == "basic":
         try:
@@ -41,8 +43,7 @@ def token_from_header(header: str) -> str | None:
         _, separator, password = decoded.partition(":")
         if not separator or not password:
             raise unauthenticated(
-                "Basic credentials need a GitLab token as the password "
-                "(MLFLOW_TRACKING_PASSWORD)."
+                "Basic credentials need a GitLab token as the password (MLFLOW_TRACKING_PASSWORD)."
             )
         return password
     raise unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")

@@ -40,7 +40,15 @@ DROPPED_ENVIRON_KEYS = frozenset(
     }
 )
 HOP_BY_HOP_RESPONSE_HEADERS = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
 )
 WORKSPACE_ENVIRON_KEY = "HTTP_X_MLFLOW_WORKSPACE"
 

@@ -72,4 +72,3 @@ WRITE_PERMISSIONS = READ_PERMISSIONS + (CanWriteProject,)
 
 def permissions_for(route: Route) -> tuple[type[BasePermission], ...]:
     return WRITE_PERMISSIONS if route.action.writes else READ_PERMISSIONS
-

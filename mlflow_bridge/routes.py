@@ -258,17 +258,31 @@ def table_key(rule: str) -> str:
     return _API_PREFIX.sub("", rule, count=1)
 
 
-def route_for(rule: Rule | str, method: str) -> Route | None:
+def route_for(
+    rule: Rule | str, method: str, table: dict[tuple[str, str], Route] = _TABLE
+) -> Route | None:
     """The table row for a matched MLflow rule and method; None means refused."""
     key = table_key(rule.rule if isinstance(rule, Rule) else rule)
     if method == "OPTIONS":
         # OPTIONS only describes a route: a read, wherever some method of it is served.
-        served = [row for row in ROUTES if row.rule == key and row.action is not REFUSED]
+        served = [row for row in table.values() if row.rule == key and row.action is not REFUSED]
         return Route("OPTIONS", key, READ) if served else None
     # HEAD is GET without a body.
-    if route := _TABLE.get(("GET" if method == "HEAD" else method, key)):
+    if route := table.get(("GET" if method == "HEAD" else method, key)):
         return route
     for prefix, feature in REFUSED_PREFIXES.items():
         if key.startswith(prefix):
             return Route(method, key, REFUSED, feature=feature)
     return None
+
+
+def uncovered_routes(
+    rules: list[Rule], table: dict[tuple[str, str], Route] = _TABLE
+) -> list[tuple[str, str]]:
+    """Every (method, rule) MLflow serves that has no row: each would be refused."""
+    return [
+        (method, rule.rule)
+        for rule in rules
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+        if route_for(rule, method, table) is None
+    ]

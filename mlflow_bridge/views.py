@@ -119,7 +119,10 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     project_path, rest = split_location(location)
     if rest is None:
         # MLflow's UI uses relative URLs: without the slash they resolve one level too high.
-        return HttpResponsePermanentRedirect(request.get_full_path().replace(request.path, request.path + "/", 1), preserve_request=True)
+        return HttpResponsePermanentRedirect(
+            request.get_full_path().replace(request.path, request.path + "/", 1),
+            preserve_request=True,
+        )
     if not project_path or "" in project_path.split("/"):
         raise not_found()
 
@@ -136,9 +139,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
 
     rule = match_mlflow_rule(rest, request.method)
     if rule is None:
-        raise BridgeError(
-            "ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {rest}."
-        )
+        raise BridgeError("ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {rest}.")
     route = route_for(rule, request.method)
     if route is None:
         raise BridgeError(

@@ -76,9 +76,7 @@ class Membership(models.Model):
     """GitLab's answer to "which level has user U in project P", trusted until `expires_at`."""
 
     user = models.ForeignKey(GitLabUser, on_delete=models.CASCADE, related_name="memberships")
-    project = models.ForeignKey(
-        GitLabProject, on_delete=models.CASCADE, related_name="memberships"
-    )
+    project = models.ForeignKey(GitLabProject, on_delete=models.CASCADE, related_name="memberships")
     access_level = models.IntegerField(choices=AccessLevel.choices)
     fetched_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)

@@ -46,10 +46,14 @@ class Cast:
     otto: User
 
 
-def make_cast(gitlab: GitLabDouble, path: str = "ml/team/churn", other: str = "ml/other/churn") -> Cast:
+def make_cast(
+    gitlab: GitLabDouble, path: str = "ml/team/churn", other: str = "ml/other/churn"
+) -> Cast:
     project = gitlab.add_project(path)
     other_project = gitlab.add_project(other)
-    users = {name: gitlab.add_user(name) for name in Cast.__dataclass_fields__ if "project" not in name}
+    users = {
+        name: gitlab.add_user(name) for name in Cast.__dataclass_fields__ if "project" not in name
+    }
     for name, level in [("olivia", 50), ("dave", 30), ("gina", 10), ("paula", 15), ("rita", 20)]:
         project.direct[users[name].id] = level
     # Mark maintains the whole `ml/team` group: inherited membership shows as group_access.
@@ -84,7 +88,9 @@ class LiveServer:
         return f"{self.url}/mlflow/{path}/tracking/"
 
 
-def start_live_server(tmp: Path, gitlab_url: str, **extra_env: str) -> tuple[LiveServer, subprocess.Popen]:
+def start_live_server(
+    tmp: Path, gitlab_url: str, **extra_env: str
+) -> tuple[LiveServer, subprocess.Popen]:
     port = _free_port()
     data_dir = tmp / "data"
     log = tmp / "server.log"
@@ -119,7 +125,7 @@ def start_live_server(tmp: Path, gitlab_url: str, **extra_env: str) -> tuple[Liv
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory, gitlab) -> LiveServer:
+def gunicorn_server(tmp_path_factory, gitlab) -> LiveServer:
     server, process = start_live_server(tmp_path_factory.mktemp("live"), gitlab.url)
     yield server
     process.terminate()

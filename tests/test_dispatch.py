@@ -1,0 +1,87 @@
+"""The environ MLflow sees, and how a URL is split into project path and MLflow route."""
+
+import io
+
+import pytest
+
+from mlflow_bridge.dispatch import mlflow_environ
+from mlflow_bridge.views import split_location
+
+CLIENT_ENVIRON = {
+    "REQUEST_METHOD": "POST",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "/mlflow/ml/p/tracking/api/2.0/mlflow/runs/create",
+    "QUERY_STRING": "a=1",
+    "CONTENT_TYPE": "application/json",
+    "CONTENT_LENGTH": "99",
+    "HTTP_HOST": "mlflow.example.com",
+    "HTTP_AUTHORIZATION": "Bearer glpat-secret",
+    "HTTP_COOKIE": "sessionid=abc; mlflow-request-header-X-MLFLOW-WORKSPACE=p-1",
+    "HTTP_X_MLFLOW_WORKSPACE": "p-1,default",
+    "HTTP_X_FORWARDED_FOR": "10.0.0.1",
+    "HTTP_X_FORWARDED_HOST": "evil.example.com",
+    "HTTP_FORWARDED": "for=10.0.0.1",
+    "HTTP_TRANSFER_ENCODING": "chunked",
+    "HTTP_CONNECTION": "keep-alive",
+    "wsgi.input": io.BytesIO(b"client stream"),
+}
+
+
+def environ(body: bytes | None = b'{"experiment_id": "7"}') -> dict:
+    return mlflow_environ(
+        dict(CLIENT_ENVIRON),
+        script_name="/mlflow/ml/p/tracking",
+        path_info="/api/2.0/mlflow/runs/create",
+        query_string="a=1",
+        workspace="p-42",
+        body=body,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        pytest.param("SCRIPT_NAME", "/mlflow/ml/p/tracking", id="script name is the prefix"),
+        pytest.param("PATH_INFO", "/api/2.0/mlflow/runs/create", id="path below the prefix"),
+        pytest.param("HTTP_X_MLFLOW_WORKSPACE", "p-42", id="workspace is the project's"),
+        pytest.param("CONTENT_LENGTH", "22", id="length of the rewritten body"),
+        pytest.param("HTTP_HOST", "mlflow.example.com", id="host kept"),
+    ],
+)
+def test_it_sets_exactly_these_keys(key, expected):
+    assert environ()[key] == expected
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["HTTP_AUTHORIZATION", "HTTP_COOKIE", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
+     "HTTP_FORWARDED", "HTTP_TRANSFER_ENCODING", "HTTP_CONNECTION"],
+)  # fmt: skip
+def test_it_drops_credentials_forwarding_and_hop_by_hop_headers(key):
+    assert key not in environ()
+
+
+def test_it_passes_the_client_stream_through_when_the_body_was_not_read():
+    passed = environ(body=None)
+
+    assert passed["wsgi.input"] is CLIENT_ENVIRON["wsgi.input"]
+    assert passed["CONTENT_LENGTH"] == "99"
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        pytest.param("ml/team/churn/tracking/", ("ml/team/churn", "/"), id="ui"),
+        pytest.param("ml/team/churn/tracking/api/2.0/mlflow/runs/get",
+                     ("ml/team/churn", "/api/2.0/mlflow/runs/get"), id="api"),
+        pytest.param("a/tracking/tracking/", ("a/tracking", "/"), id="a project named tracking"),
+        pytest.param("a/tracking/tracking/api/2.0/mlflow/runs/get",
+                     ("a/tracking", "/api/2.0/mlflow/runs/get"), id="api of tracking project"),
+        pytest.param("g/s.b/p-1_x/tracking/health", ("g/s.b/p-1_x", "/health"),
+                     id="dots dashes underscores"),
+        pytest.param("ml/team/churn/tracking", ("ml/team/churn", None), id="no trailing slash"),
+        pytest.param("a/tracking/tracking", ("a/tracking", None), id="tracking project no slash"),
+    ],
+)  # fmt: skip
+def test_it_splits_project_path_and_mlflow_route(location, expected):
+    assert split_location(location) == expected

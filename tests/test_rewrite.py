@@ -1,0 +1,87 @@
+"""Request rewriting: experiment "0" and the " (<project id>)" name suffix."""
+
+import json
+
+import pytest
+
+from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.rewrite import RequestRewriter
+from mlflow_bridge.routes import route_for
+
+
+def rewriter(rule: str, method: str = "POST") -> RequestRewriter:
+    return RequestRewriter(route_for(rule, method), 42, lambda: "7")
+
+
+@pytest.mark.parametrize(
+    ("rule", "method", "body", "expected"),
+    [
+        pytest.param("/api/2.0/mlflow/experiments/create", "POST", {"name": "baseline (42)"},
+                     {"name": "baseline"}, id="experiment create"),
+        pytest.param("/api/2.0/mlflow/experiments/update", "POST",
+                     {"experiment_id": "3", "new_name": "b (42)"},
+                     {"experiment_id": "3", "new_name": "b"}, id="experiment rename"),
+        pytest.param("/api/2.0/mlflow/registered-models/rename", "POST",
+                     {"name": "m (42)", "new_name": "n (42)"}, {"name": "m", "new_name": "n"},
+                     id="model rename"),
+        pytest.param("/api/2.0/mlflow/model-versions/create", "POST",
+                     {"name": "m (42)", "source": "models:/m-abc"},
+                     {"name": "m", "source": "models:/m-abc"}, id="model version"),
+        pytest.param("/api/2.0/mlflow/experiments/create", "POST", {"name": "baseline (43)"},
+                     {"name": "baseline (43)"}, id="another project's suffix stays"),
+        pytest.param("/api/2.0/mlflow/experiments/create", "POST", {"name": "a (42) b"},
+                     {"name": "a (42) b"}, id="only a trailing suffix"),
+        pytest.param("/api/2.0/mlflow/runs/create", "POST", {"experiment_id": "0"},
+                     {"experiment_id": "7"}, id="default experiment"),
+        pytest.param("/api/2.0/mlflow/runs/search", "POST", {"experiment_ids": ["0", "3"]},
+                     {"experiment_ids": ["7", "3"]}, id="default experiment in a list"),
+        pytest.param("/api/2.0/mlflow/runs/search", "POST",
+                     {"experiment_ids": ["3"], "filter": "tags.name = 'x (42)'"},
+                     {"experiment_ids": ["3"], "filter": "tags.name = 'x (42)'"},
+                     id="search filters untouched"),
+        pytest.param("/api/2.0/mlflow/runs/set-tag", "POST", {"key": "name", "value": "x (42)"},
+                     {"key": "name", "value": "x (42)"}, id="no name fields on run routes"),
+    ],
+)  # fmt: skip
+def test_it_rewrites_json_bodies(rule, method, body, expected):
+    rewritten = rewriter(rule, method).json_body(json.dumps(body).encode())
+
+    assert json.loads(rewritten) == expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "query", "expected"),
+    [
+        pytest.param("/api/2.0/mlflow/experiments/get-by-name", "experiment_name=baseline+%2842%29",
+                     "experiment_name=baseline", id="get by name"),
+        pytest.param("/api/2.0/mlflow/registered-models/get", "name=m+%2842%29", "name=m",
+                     id="registered model"),
+        pytest.param("/api/2.0/mlflow/experiments/get", "experiment_id=0", "experiment_id=7",
+                     id="default experiment"),
+        pytest.param("/api/2.0/mlflow/experiments/get", "experiment_id=3", "experiment_id=3",
+                     id="unchanged"),
+        pytest.param("/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+                     "run_ids=a&experiment_ids=0", "run_ids=a&experiment_ids=7",
+                     id="repeated ids"),
+    ],
+)  # fmt: skip
+def test_it_rewrites_query_strings(rule, query, expected):
+    assert rewriter(rule, "GET").query_string(query) == expected
+
+
+def test_it_leaves_a_body_without_changes_byte_for_byte():
+    body = b'{"run_id": "abc",  "key": "m", "value": 1.0}'
+
+    assert rewriter("/api/2.0/mlflow/runs/log-metric").json_body(body) is body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", b"\xff\xfe", b'"text"'],
+    ids=["malformed", "array", "not utf-8", "string"],
+)
+def test_it_refuses_a_body_that_is_not_a_json_object(body):
+    with pytest.raises(BridgeError) as raised:
+        rewriter("/api/2.0/mlflow/runs/create").json_body(body)
+
+    assert raised.value.status == 400
