@@ -1,4 +1,4 @@
-"""Who is this token, and what may it do in this project: the membership cache in front of GitLab."""
+"""Who is this token, and what may it do in a project: the membership cache before GitLab."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
