@@ -23,6 +23,15 @@ def unauthenticated(message: str) -> BridgeError:
     return BridgeError("UNAUTHENTICATED", message, headers=CHALLENGE)
 
 
+def token_refused(exc: gitlab.TokenRejected) -> BridgeError:
+    """401 for a token GitLab refused, saying how to get one it accepts."""
+    if isinstance(exc, gitlab.TokenScopeTooNarrow):
+        return unauthenticated(
+            "Your GitLab token lacks the read_api scope: create a token with read_api."
+        )
+    return unauthenticated("GitLab does not accept this token (unknown, expired or revoked).")
+
+
 def token_from_header(header: str) -> str | None:
     """The token in an Authorization header; None when there is no header at all."""
     if not header:
@@ -58,11 +67,5 @@ class GitLabTokenAuthentication:
             return None
         try:
             return access.user_for_token(token), token
-        except gitlab.TokenScopeTooNarrow:
-            raise unauthenticated(
-                "Your GitLab token lacks the read_api scope: create a token with read_api."
-            )
-        except gitlab.TokenRejected:
-            raise unauthenticated(
-                "GitLab does not accept this token (unknown, expired or revoked)."
-            )
+        except gitlab.TokenRejected as exc:
+            raise token_refused(exc)

@@ -13,7 +13,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from mlflow_bridge import dispatch, mlflow_app
-from mlflow_bridge.authentication import GitLabTokenAuthentication, unauthenticated
+from mlflow_bridge.authentication import (
+    GitLabTokenAuthentication,
+    token_refused,
+    unauthenticated,
+)
 from mlflow_bridge.errors import BridgeError, error_response, not_found
 from mlflow_bridge.permissions import permissions_for
 from mlflow_bridge.rewrite import RequestRewriter
@@ -111,6 +115,9 @@ def tracking(request: HttpRequest, location: str) -> HttpResponse:
                 f"Cannot check your access right now ({exc}); retry in a moment.",
             )
         )
+    except gitlab.TokenRejected as exc:
+        # GitLab may refuse the token on the project call too (revoked since, or too narrow).
+        return error_response(token_refused(exc))
     except BridgeError as error:
         return error_response(error)
 

@@ -20,7 +20,7 @@ class TokenRejected(GitLabError):
     """GitLab does not accept the token (unknown, expired or revoked)."""
 
 
-class TokenScopeTooNarrow(GitLabError):
+class TokenScopeTooNarrow(TokenRejected):
     """The token is valid but lacks the `read_api` scope."""
 
 
