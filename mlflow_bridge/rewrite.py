@@ -46,9 +46,10 @@ class RequestRewriter:
         ]
         return urlencode(rewritten) if rewritten != pairs else query_string
 
-    def json_body(self, body: bytes) -> bytes:
+    def json_body(self, body: bytes) -> tuple[bytes, dict]:
+        """The body to send on, and the JSON object it holds ({} for an empty body)."""
         if not body.strip():
-            return body
+            return body, {}
         try:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -56,4 +57,6 @@ class RequestRewriter:
         if not isinstance(document, dict):
             raise BridgeError("MALFORMED_REQUEST", "The request body must be a JSON object.")
         rewritten = {key: self._value(key, value) for key, value in document.items()}
-        return json.dumps(rewritten).encode() if rewritten != document else body
+        if rewritten == document:
+            return body, document
+        return json.dumps(rewritten).encode(), rewritten

@@ -6,13 +6,15 @@ classes → rewrite → in-process MLflow → streamed response.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import dispatch, mlflow_app
+from mlflow_bridge import dispatch, mlflow_app, ownership
 from mlflow_bridge.authentication import (
     GitLabTokenAuthentication,
     token_refused,
@@ -161,14 +163,17 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     rewriter = RequestRewriter(
         route, project.id, lambda: mlflow_app.default_experiment_id(project.workspace)
     )
+    query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
+    ownership.check_references(dict(parse_qsl(query_string)), project.workspace)
     body = None
     if request.method in METHODS_WITH_BODY and not carries_file(rule):
-        body = rewriter.json_body(read_json_body(request))
+        body, document = rewriter.json_body(read_json_body(request))
+        ownership.check_references(document, project.workspace)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{project_path}/tracking",
         path_info=rest,
-        query_string=rewriter.query_string(request.META.get("QUERY_STRING", "")),
+        query_string=query_string,
         workspace=project.workspace,
         body=body,
     )

@@ -42,10 +42,16 @@ def seed_project(api: Api, suffix: str = "") -> dict:
     api.ok("PUT", f"api/2.0/mlflow-artifacts/artifacts/{artifact_path}", data=b"seeded notes")
     model = api.ok("POST", "api/2.0/mlflow/registered-models/create",
                    json={"name": f"model{suffix}"})["registered_model"]["name"]  # fmt: skip
-    api.ok("POST", "api/2.0/mlflow/model-versions/create",
-           json={"name": model, "source": f"runs:/{run_id}/model", "run_id": run_id})
-    api.ok("POST", "api/2.0/mlflow/registered-models/alias",
-           json={"name": model, "alias": "champion", "version": "1"})
+    api.ok(
+        "POST",
+        "api/2.0/mlflow/model-versions/create",
+        json={"name": model, "source": f"runs:/{run_id}/model", "run_id": run_id},
+    )
+    api.ok(
+        "POST",
+        "api/2.0/mlflow/registered-models/alias",
+        json={"name": model, "alias": "champion", "version": "1"},
+    )
     logged = api.ok("POST", "api/2.0/mlflow/logged-models",
                     json={"experiment_id": experiment_id, "name": "logged"})  # fmt: skip
     trace = api.ok("POST", "api/3.0/mlflow/traces", json={"trace": {"trace_info": {

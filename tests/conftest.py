@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.api import Api, seed_project
 from tests.gitlab_double import GitLabDouble, Project, User
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,3 +136,17 @@ def gunicorn_server(tmp_path_factory, gitlab) -> LiveServer:
 @pytest.fixture(scope="session")
 def cast(gitlab) -> Cast:
     return make_cast(gitlab)
+
+
+@pytest.fixture(scope="session")
+def project_a(gunicorn_server, cast) -> tuple[Api, dict]:
+    """Project ml/team/churn, seeded by its owner Olivia (see tests/api.py)."""
+    api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
+    return api, seed_project(api)
+
+
+@pytest.fixture(scope="session")
+def project_b(gunicorn_server, cast, project_a) -> tuple[Api, dict]:
+    """Project ml/other/churn, seeded by Otto with the very same names as project A."""
+    api = Api(gunicorn_server.tracking_uri(cast.other_project.path), cast.otto.token)
+    return api, seed_project(api)

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tests.api import Api, seed_project
+from tests.api import Api
 
 _fresh = itertools.count()
 
@@ -17,8 +17,8 @@ def project_uri(gunicorn_server, cast) -> str:
 
 
 @pytest.fixture(scope="module")
-def seeded(project_uri, cast) -> dict:
-    return seed_project(Api(project_uri, cast.olivia.token))
+def seeded(project_a) -> dict:
+    return project_a[1]
 
 
 def reads(s: dict) -> list:
@@ -51,8 +51,8 @@ def reads(s: dict) -> list:
         ("ajax prefix", "POST", "ajax-api/2.0/mlflow/experiments/search",
          {"json": {"max_results": 10}}),
         ("graphql", "POST", "graphql",
-         {"json": {"query": "query { mlflowGetExperiment(input: {experimentId: \"%s\"}) "
-                            "{ experiment { name } } }" % s["experiment_id"]}}),
+         {"json": {"query": "query { mlflowGetExperiment(input: {experimentId: "
+                            f"\"{s['experiment_id']}\"}}) {{ experiment {{ name }} }} }}"}}),
         ("ui index", "GET", "", {}),
         ("server info", "GET", "api/3.0/mlflow/server-info", {}),
     ]  # fmt: skip

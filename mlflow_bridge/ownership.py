@@ -1,0 +1,120 @@
+"""Which workspace owns an id a request carries, so no request reaches across projects.
+
+MLflow scopes what it looks up by the request's workspace, but still accepts some references
+into other workspaces (a model version from another project's run, a logged model with
+another project's source run, linking another project's trace). Every id a request carries
+at the top level of its query or JSON body is checked here before MLflow sees it.
+
+An id never changes owner, so positive answers are remembered for the process's life: a
+training loop pays one indexed SELECT per run, then nothing.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+from collections import OrderedDict
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import text
+
+from mlflow_bridge.errors import BridgeError
+
+_OWNER_QUERIES = {
+    "run": "SELECT e.workspace FROM runs r JOIN experiments e "
+    "ON e.experiment_id = r.experiment_id WHERE r.run_uuid = :id",
+    "experiment": "SELECT workspace FROM experiments WHERE experiment_id = :id",
+    "logged model": "SELECT e.workspace FROM logged_models m JOIN experiments e "
+    "ON e.experiment_id = m.experiment_id WHERE m.model_id = :id",
+    "trace": "SELECT e.workspace FROM trace_info t JOIN experiments e "
+    "ON e.experiment_id = t.experiment_id WHERE t.request_id = :id",
+}
+
+# Request field -> kind of object it names. Lists name several.
+REFERENCE_FIELDS = {
+    "run_id": "run",
+    "run_uuid": "run",
+    "source_run_id": "run",
+    "experiment_id": "experiment",
+    "experiment_ids": "experiment",
+    "model_id": "logged model",
+    "trace_id": "trace",
+    "trace_ids": "trace",
+    "request_id": "trace",
+    "request_ids": "trace",
+}
+
+_MAX_REMEMBERED = 100_000
+_owners: OrderedDict[tuple[str, str], str] = OrderedDict()
+_lock = threading.Lock()
+
+
+def owner_of(kind: str, object_id: str) -> str | None:
+    """The workspace holding the object, or None when there is no such object."""
+    key = (kind, object_id)
+    if key in _owners:
+        return _owners[key]
+    if kind == "experiment" and not object_id.isdigit():
+        return None
+    from mlflow.server.handlers import _get_tracking_store
+
+    parameter = int(object_id) if kind == "experiment" else object_id
+    with _get_tracking_store().engine.connect() as connection:
+        owner = connection.execute(text(_OWNER_QUERIES[kind]), {"id": parameter}).scalar()
+    if owner is not None:
+        with _lock:
+            _owners[key] = owner
+            if len(_owners) > _MAX_REMEMBERED:
+                _owners.popitem(last=False)
+    return owner
+
+
+def _not_found(kind: str, object_id: str) -> BridgeError:
+    # The same answer whether the object is another project's or does not exist at all.
+    return BridgeError(
+        "RESOURCE_DOES_NOT_EXIST", f"No {kind} with id {object_id!r} in this project."
+    )
+
+
+def check_references(fields: dict[str, object], workspace: str) -> None:
+    """Refuse a request naming an object of another workspace (or none at all)."""
+    run_id, run_uuid = fields.get("run_id"), fields.get("run_uuid")
+    if run_id and run_uuid and run_id != run_uuid:
+        raise BridgeError(
+            "INVALID_PARAMETER_VALUE", "run_id and run_uuid name different runs: send one."
+        )
+    for field, value in fields.items():
+        kind = REFERENCE_FIELDS.get(field)
+        if kind is None:
+            continue
+        for object_id in value if isinstance(value, list) else [value]:
+            if isinstance(object_id, str) and object_id and owner_of(kind, object_id) != workspace:
+                raise _not_found(kind, object_id)
+    if isinstance(source := fields.get("source"), str):
+        check_model_source(source, workspace)
+
+
+def check_model_source(source: str, workspace: str) -> None:
+    """A model version's source must live in this project: runs:/, models:/ or its artifacts."""
+    parts = urlsplit(source)
+    if parts.scheme == "runs":
+        run_id = parts.path.lstrip("/").split("/", 1)[0] or parts.netloc
+        if owner_of("run", run_id) != workspace:
+            raise _not_found("run", run_id)
+        return
+    if parts.scheme == "models":
+        name = parts.netloc or parts.path.lstrip("/").split("/", 1)[0]
+        # models:/m-<id> is a logged model; models:/<name>/<version> is resolved by MLflow
+        # inside this project's registry.
+        if name.startswith("m-") and owner_of("logged model", name) != workspace:
+            raise _not_found("logged model", name)
+        return
+    if parts.scheme == "mlflow-artifacts":
+        path = posixpath.normpath("/" + unquote(parts.path).lstrip("/"))
+        if path.startswith(f"/workspaces/{workspace}/"):
+            return
+    raise BridgeError(
+        "INVALID_PARAMETER_VALUE",
+        f"Model source {source!r} is not in this project: use runs:/<run id>/<path>, "
+        "models:/<model id> or an mlflow-artifacts:/ location of this project.",
+    )
