@@ -85,20 +85,26 @@ def check_permissions(request: HttpRequest) -> None:
 
 
 def read_json_body(request: HttpRequest) -> bytes:
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit():
-        raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
+    """The JSON body, at most MAX_JSON_BODY_SIZE bytes, else 413."""
     limit = settings.MAX_JSON_BODY_SIZE
-    if int(length) > limit:
-        raise BridgeError(
-            "REQUEST_LIMIT_EXCEEDED",
-            f"The request body is larger than {limit} bytes (MAX_JSON_BODY_SIZE). "
-            "Log large data as artifacts.",
-        )
-    body = request.META["wsgi.input"].read(limit + 1)
-    if len(body) > limit:
-        raise BridgeError("REQUEST_LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.")
-    return body
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length:
+        if not length.isdigit():
+            raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
+        if int(length) > limit:
+            raise BridgeError(
+                "REQUEST_LIMIT_EXCEEDED",
+                f"The request body is larger than {limit} bytes (MAX_JSON_BODY_SIZE). "
+                "Log large data as artifacts.",
+            )
+        return request.read()
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Django sees no length and would read nothing; gunicorn de-chunks the raw stream.
+        body = request.META["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            raise BridgeError("REQUEST_LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.")
+        return body
+    return b""
 
 
 def carries_file(rule: Rule) -> bool:
