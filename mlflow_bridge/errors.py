@@ -47,3 +47,11 @@ def not_found() -> BridgeError:
         "Project not found. Check the tracking URI, and that your GitLab token belongs to a "
         "member of the project.",
     )
+
+
+def server_error(request, *args, **kwargs) -> JsonResponse:
+    """Django's handler500: even an unexpected failure answers in MLflow's JSON shape."""
+    return JsonResponse(
+        {"error_code": "INTERNAL_ERROR", "message": "Internal error; it has been logged."},
+        status=500,
+    )

@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import unquote, urlsplit
 
+from mlflow.prompt.constants import _PROMPT_SOURCE_PLACEHOLDERS, PROMPT_TEXT_TAG_KEY
 from sqlalchemy import text
 
 from mlflow_bridge.errors import BridgeError
@@ -91,11 +92,23 @@ def check_references(fields: dict[str, object], workspace: str) -> None:
             if isinstance(object_id, str) and object_id and owner_of(kind, object_id) != workspace:
                 raise _not_found(kind, object_id)
     if isinstance(source := fields.get("source"), str):
-        check_model_source(source, workspace)
+        check_model_source(source, workspace, is_prompt=_is_prompt_version(fields))
 
 
-def check_model_source(source: str, workspace: str) -> None:
-    """A model version's source must live in this project: runs:/, models:/ or its artifacts."""
+def _is_prompt_version(fields: dict[str, object]) -> bool:
+    tags = fields.get("tags")
+    return isinstance(tags, list) and any(
+        isinstance(tag, dict) and tag.get("key") == PROMPT_TEXT_TAG_KEY for tag in tags
+    )
+
+
+def check_model_source(source: str, workspace: str, is_prompt: bool = False) -> None:
+    """A model version's source must live in this project: runs:/, models:/ or its artifacts.
+
+    Prompt versions carry MLflow's fixed placeholder instead (MLflow refuses any other).
+    """
+    if is_prompt and source in _PROMPT_SOURCE_PLACEHOLDERS:
+        return
     parts = urlsplit(source)
     if parts.scheme == "runs":
         run_id = parts.path.lstrip("/").split("/", 1)[0] or parts.netloc

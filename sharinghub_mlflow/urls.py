@@ -6,6 +6,8 @@ from django.urls import path, re_path
 from mlflow_bridge import views as bridge_views
 from sharinghub_mlflow import health
 
+handler500 = "mlflow_bridge.errors.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
