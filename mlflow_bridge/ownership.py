@@ -2,8 +2,9 @@
 
 MLflow scopes what it looks up by the request's workspace, but still accepts some references
 into other workspaces (a model version from another project's run, a logged model with
-another project's source run, linking another project's trace). Every id a request carries
-at the top level of its query or JSON body is checked here before MLflow sees it.
+another project's source run, linking another project's trace). Every id a request carries,
+in its query or anywhere in its JSON body (trace locations nest experiment ids), is checked
+here before MLflow sees it.
 
 An id never changes owner, so positive answers are remembered for the process's life: a
 training loop pays one indexed SELECT per run, then nothing.
@@ -29,12 +30,14 @@ _OWNER_QUERIES = {
     "ON e.experiment_id = m.experiment_id WHERE m.model_id = :id",
     "trace": "SELECT e.workspace FROM trace_info t JOIN experiments e "
     "ON e.experiment_id = t.experiment_id WHERE t.request_id = :id",
+    "dataset": "SELECT workspace FROM evaluation_datasets WHERE dataset_id = :id",
 }
 
 # Request field -> kind of object it names. Lists name several.
 REFERENCE_FIELDS = {
     "run_id": "run",
     "run_uuid": "run",
+    "run_ids": "run",
     "source_run_id": "run",
     "experiment_id": "experiment",
     "experiment_ids": "experiment",
@@ -43,6 +46,7 @@ REFERENCE_FIELDS = {
     "trace_ids": "trace",
     "request_id": "trace",
     "request_ids": "trace",
+    "dataset_id": "dataset",
 }
 
 _MAX_REMEMBERED = 100_000
@@ -84,15 +88,31 @@ def check_references(fields: dict[str, object], workspace: str) -> None:
         raise BridgeError(
             "INVALID_PARAMETER_VALUE", "run_id and run_uuid name different runs: send one."
         )
-    for field, value in fields.items():
-        kind = REFERENCE_FIELDS.get(field)
-        if kind is None:
-            continue
-        for object_id in value if isinstance(value, list) else [value]:
-            if isinstance(object_id, str) and object_id and owner_of(kind, object_id) != workspace:
-                raise _not_found(kind, object_id)
+    for kind, object_id, may_be_new in _references(fields):
+        owner = owner_of(kind, object_id)
+        if owner != workspace and not (may_be_new and owner is None):
+            raise _not_found(kind, object_id)
     if isinstance(source := fields.get("source"), str):
         check_model_source(source, workspace, is_prompt=_is_prompt_version(fields))
+
+
+def _references(document: object, inside: str = ""):
+    """(kind, id, may_be_new) of every reference field, at any depth of a JSON document.
+
+    A trace being written carries its own id in `trace_info`: that id may be new.
+    """
+    if isinstance(document, list):
+        for item in document:
+            yield from _references(item, inside)
+    elif isinstance(document, dict):
+        for field, value in document.items():
+            kind = REFERENCE_FIELDS.get(field)
+            ids = value if isinstance(value, list) else [value]
+            if kind is not None and all(isinstance(i, str | int) for i in ids):
+                may_be_new = inside == "trace_info" and kind == "trace"
+                yield from ((kind, str(i), may_be_new) for i in ids if str(i))
+            else:
+                yield from _references(value, field)
 
 
 def _is_prompt_version(fields: dict[str, object]) -> bool:

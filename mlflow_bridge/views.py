@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import dispatch, mlflow_app, ownership
+from mlflow_bridge import dispatch, mlflow_app, ownership, storage
 from mlflow_bridge.authentication import (
     GitLabTokenAuthentication,
     token_refused,
@@ -30,14 +30,13 @@ TRACKING_SEGMENT = "tracking"
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def match_mlflow_rule(path: str, method: str) -> Rule | None:
-    """MLflow's rule for a path below the tracking prefix, or None when MLflow has none."""
+def match_mlflow_rule(path: str, method: str) -> tuple[Rule, dict] | None:
+    """MLflow's rule for a path below the tracking prefix and its path arguments, or None."""
     adapter = flask_app_url_adapter()
     try:
-        rule, _ = adapter.match(path, method, return_rule=True)
+        return adapter.match(path, method, return_rule=True)
     except HTTPException:
         return None
-    return rule
 
 
 def flask_app_url_adapter():
@@ -107,6 +106,25 @@ def read_json_body(request: HttpRequest) -> bytes:
     return b""
 
 
+def query_fields(query_string: str) -> dict[str, str | list[str]]:
+    """A query string as fields; a repeated key becomes a list, as in a JSON body."""
+    fields: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(query_string, keep_blank_values=True):
+        if key in fields:
+            previous = fields[key]
+            fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            fields[key] = value
+    return fields
+
+
+def check_contents(fields: dict, workspace: str) -> None:
+    """What a request names must be this project's, and where data lives is not the client's."""
+    ownership.check_references(fields, workspace)
+    storage.check_artifact_fields(fields)
+    storage.check_reserved_tags(fields)
+
+
 def carries_file(rule: Rule) -> bool:
     """Artifact uploads are streamed to MLflow unread; everything else is a small JSON body."""
     return "<path:artifact_path>" in rule.rule or rule.rule.endswith("/upload-artifact")
@@ -152,9 +170,10 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     if project_access is None or not project_access.can_read:
         raise not_found()
 
-    rule = match_mlflow_rule(rest, request.method)
-    if rule is None:
+    matched = match_mlflow_rule(rest, request.method)
+    if matched is None:
         raise BridgeError("ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {rest}.")
+    rule, path_arguments = matched
     route = route_for(rule, request.method)
     if route is None:
         raise BridgeError(
@@ -170,11 +189,15 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
         route, project.id, lambda: mlflow_app.default_experiment_id(project.workspace)
     )
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
-    ownership.check_references(dict(parse_qsl(query_string)), project.workspace)
+    check_contents(query_fields(query_string), project.workspace)
+    if "artifact_path" in path_arguments:
+        storage.check_artifact_path(
+            path_arguments["artifact_path"], deleting=request.method == "DELETE"
+        )
     body = None
     if request.method in METHODS_WITH_BODY and not carries_file(rule):
         body, document = rewriter.json_body(read_json_body(request))
-        ownership.check_references(document, project.workspace)
+        check_contents(document, project.workspace)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{project_path}/tracking",
