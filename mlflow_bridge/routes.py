@@ -6,7 +6,8 @@ one row covers both prefixes. tests/test_routes.py fails when MLflow serves a ro
 no row, so an MLflow upgrade cannot open a hole silently.
 
 Columns: method, rule, action, and `names`: the request fields that name an experiment or a
-registered model, where the project-id suffix " (<id>)" is accepted and removed.
+registered model, where the project-id suffix " (<id>)" is accepted and removed. Exceptions
+carry `feature` (what a refusal names) or `required` (body fields MLflow assumes).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Route:
     names: tuple[str, ...] = ()
     # For refused routes: the feature the 403 names.
     feature: str = ""
+    # Body fields MLflow needs but does not check for (it answers 500 without them).
+    required: tuple[str, ...] = ()
 
 
 NAME = ("name",)
@@ -55,9 +58,10 @@ ROUTES: list[Route] = [
     Route("GET",    "/health",                                             READ),
     Route("GET",    "/version",                                            READ),
     Route("GET",    "/3.0/mlflow/server-info",                             READ),
-    # GraphQL serves only queries (MLflow's schema has no mutations), scoped to the workspace.
-    Route("GET",    "/graphql",                                            READ),
-    Route("POST",   "/graphql",                                            READ),
+    # GraphQL only reads (its "mutations" are searches), scoped to the workspace. MLflow's
+    # GraphQL handler reads a JSON body, so GET always failed there with a 500.
+    Route("GET",    "/graphql",                                            REFUSED, feature="GraphQL over GET (send a POST)"),
+    Route("POST",   "/graphql",                                            READ, required=("query",)),
     # --- Experiments ---------------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/experiments/create",                      CREATE, NAME),
     Route("POST",   "/2.0/mlflow/experiments/delete",                      DELETE),

@@ -17,13 +17,14 @@ from werkzeug.routing import Rule
 from mlflow_bridge import dispatch, mlflow_app, ownership, storage
 from mlflow_bridge.authentication import (
     GitLabTokenAuthentication,
+    tag_job_run,
     token_refused,
     unauthenticated,
 )
 from mlflow_bridge.errors import BridgeError, error_response, not_found
 from mlflow_bridge.permissions import permissions_for
 from mlflow_bridge.rewrite import RequestRewriter
-from mlflow_bridge.routes import route_for
+from mlflow_bridge.routes import Route, route_for
 from projects import access, gitlab
 
 TRACKING_SEGMENT = "tracking"
@@ -118,6 +119,14 @@ def query_fields(query_string: str) -> dict[str, str | list[str]]:
     return fields
 
 
+def check_required(route: Route, document: dict) -> None:
+    missing = [field for field in route.required if not isinstance(document.get(field), str)]
+    if missing:
+        raise BridgeError(
+            "INVALID_PARAMETER_VALUE", f"Missing required string field(s): {', '.join(missing)}."
+        )
+
+
 def check_contents(fields: dict, workspace: str) -> None:
     """What a request names must be this project's, and where data lives is not the client's."""
     ownership.check_references(fields, workspace)
@@ -197,7 +206,9 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     body = None
     if request.method in METHODS_WITH_BODY and not carries_file(rule):
         body, document = rewriter.json_body(read_json_body(request))
+        check_required(route, document)
         check_contents(document, project.workspace)
+        body = tag_job_run(project_access, route, body, document)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{project_path}/tracking",
