@@ -2,17 +2,21 @@
 
 Like DRF's authentication classes, `authenticate` has three outcomes: None when the request
 carries no credentials of this scheme, a raised BridgeError when it carries bad ones, and a
-(GitLab user, token) pair on success.
+(GitLab user, token) pair on success. A GitLab CI job token (CI_JOB_TOKEN) authenticates as the
+user who triggered the job; its project access is the job's (projects/jobs.py), and the runs
+it creates are tagged with the job (`tag_job_run`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from django.http import HttpRequest
 
 from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.routes import Route
 from projects import access, gitlab
 from projects.models import GitLabUser
 
@@ -59,7 +63,7 @@ def token_from_header(header: str) -> str | None:
 
 
 class GitLabTokenAuthentication:
-    """Authenticates a GitLab personal, project, group or OAuth token."""
+    """Authenticates a GitLab personal, project, group, OAuth or CI job token."""
 
     def authenticate(self, request: HttpRequest) -> tuple[GitLabUser, str] | None:
         token = token_from_header(request.headers.get("Authorization", ""))
@@ -69,3 +73,22 @@ class GitLabTokenAuthentication:
             return access.user_for_token(token), token
         except gitlab.TokenRejected as exc:
             raise token_refused(exc)
+
+
+JOB_TAG_KEYS = ("gitlab.job_url", "gitlab.job_id", "gitlab.pipeline_id")
+RUN_CREATE_RULE = "/2.0/mlflow/runs/create"
+
+
+def tag_job_run(
+    project_access: access.ProjectAccess, route: Route, body: bytes | None, document: dict
+) -> bytes | None:
+    """The body to send on: a run a CI job creates gets the job's URL, id and pipeline id as
+    tags. The bridge sets them, replacing any the client sent under those keys."""
+    job = project_access.job
+    if job is None or route.rule != RUN_CREATE_RULE:
+        return body
+    sent = document.get("tags") if isinstance(document.get("tags"), list) else []
+    tags = [tag for tag in sent if not (isinstance(tag, dict) and tag.get("key") in JOB_TAG_KEYS)]
+    values = (job.web_url, str(job.id), str(job.pipeline_id))
+    tags += [{"key": key, "value": value} for key, value in zip(JOB_TAG_KEYS, values, strict=True)]
+    return json.dumps({**document, "tags": tags}).encode()

@@ -66,8 +66,20 @@ class CanWriteProject(BasePermission):
         return self.message.format(path=project_access.project.path, role=project_access.role)
 
 
+class IsProjectNotArchived(BasePermission):
+    """Allows create, update and delete only in projects GitLab has not archived."""
+
+    message = "{path} is archived in GitLab, so it is read-only here for everyone."
+
+    def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
+        return not request.project_access.project.archived
+
+    def describe(self, request: ProjectRequest) -> str:
+        return self.message.format(path=request.project_access.project.path)
+
+
 READ_PERMISSIONS: tuple[type[BasePermission], ...] = (IsProjectMember, IsServedRoute)
-WRITE_PERMISSIONS = READ_PERMISSIONS + (CanWriteProject,)
+WRITE_PERMISSIONS = READ_PERMISSIONS + (CanWriteProject, IsProjectNotArchived)
 
 
 def permissions_for(route: Route) -> tuple[type[BasePermission], ...]:

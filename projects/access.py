@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,16 +12,19 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from projects import gitlab
+from projects import gitlab, jobs
 from projects.models import (
     READ_LEVEL,
     WRITE_LEVEL,
     AccessLevel,
+    CIJob,
     GitLabProject,
     GitLabUser,
     Membership,
     TokenFingerprint,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class ProjectAccess:
     project: GitLabProject
     user: GitLabUser
     level: int
+    # Set when a CI job token is calling: the job acts in its own project only.
+    job: CIJob | None = None
 
     @property
     def can_read(self) -> bool:
@@ -49,37 +55,78 @@ def _expiry(positive: bool) -> timezone.datetime:
     return timezone.now() + timedelta(seconds=ttl)
 
 
+def within_outage_grace(fetched_at: timezone.datetime) -> bool:
+    """Whether an answer fetched then may still be served while GitLab cannot answer."""
+    return fetched_at >= timezone.now() - timedelta(seconds=settings.GITLAB_OUTAGE_GRACE)
+
+
 def user_for_token(token: str) -> GitLabUser:
-    """The GitLab user behind a token, from the fingerprint cache or GitLab.
+    """The GitLab user behind a token (for a CI job token, the user who triggered the job),
+    from the fingerprint cache or GitLab.
 
     Raises gitlab.TokenRejected (also when a recent answer said so), TokenScopeTooNarrow or
-    GitLabUnavailable.
+    GitLabUnavailable (when GitLab cannot answer and no answer within the outage grace is kept).
     """
     digest = TokenFingerprint.digest_of(token)
-    fingerprint = (
-        TokenFingerprint.objects.select_related("user")
-        .filter(digest=digest, expires_at__gt=timezone.now())
-        .first()
-    )
-    if fingerprint is not None:
+    fingerprint = TokenFingerprint.objects.select_related("user").filter(digest=digest).first()
+    if fingerprint is not None and fingerprint.expires_at > timezone.now():
         if fingerprint.user is None:
             raise gitlab.TokenRejected("GitLab rejected this token moments ago")
         return fingerprint.user
     try:
-        found = gitlab.GitLabClient(token).current_user()
+        return _ask_gitlab_whose(token, digest)
+    except gitlab.GitLabUnavailable:
+        if fingerprint is None or fingerprint.user is None:
+            raise
+        if not within_outage_grace(fingerprint.fetched_at):
+            raise
+        logger.warning(
+            "GitLab cannot answer: trusting token %s… of %s, checked %s (GITLAB_OUTAGE_GRACE)",
+            digest[:12], fingerprint.user, fingerprint.fetched_at.isoformat(timespec="seconds"),
+        )  # fmt: skip
+        return fingerprint.user
+
+
+def _ask_gitlab_whose(token: str, digest: str) -> GitLabUser:
+    try:
+        if jobs.looks_like_job_token(token):
+            return jobs.remember_job(token, digest)
+        try:
+            found = gitlab.GitLabClient(token).current_user()
+        except gitlab.TokenScopeTooNarrow:
+            raise
+        except gitlab.TokenRejected as rejected:
+            # A job token whose prefix is not glcbt- (configurable on self-managed GitLab) is
+            # known only to GET /job.
+            if not jobs.may_be_job_token(token):
+                raise
+            try:
+                return jobs.remember_job(token, digest)
+            except gitlab.GitLabError:
+                raise rejected from None
     except gitlab.TokenRejected:
-        TokenFingerprint.objects.update_or_create(
-            digest=digest, defaults={"user": None, "expires_at": _expiry(positive=False)}
-        )
+        remember_fingerprint(digest, None, positive=False)
         raise
     user, _ = GitLabUser.objects.update_or_create(
         id=found.id,
         defaults={"username": found.username, "bot": found.bot, "last_seen": timezone.now()},
     )
-    TokenFingerprint.objects.update_or_create(
-        digest=digest, defaults={"user": user, "expires_at": _expiry(positive=True)}
-    )
+    remember_fingerprint(digest, user, positive=True)
     return user
+
+
+def remember_fingerprint(
+    digest: str, user: GitLabUser | None, *, positive: bool, job: CIJob | None = None
+) -> None:
+    TokenFingerprint.objects.update_or_create(
+        digest=digest,
+        defaults={
+            "user": user,
+            "job": job,
+            "fetched_at": timezone.now(),
+            "expires_at": _expiry(positive=positive),
+        },
+    )
 
 
 def _unknown_path_key(user: GitLabUser, path: str) -> str:
@@ -90,34 +137,53 @@ def access_to(token: str, user: GitLabUser, path: str) -> ProjectAccess | None:
     """The user's access to the project at `path`, or None when it does not exist for them.
 
     While a cached answer is fresh, no GitLab call is made. Raises GitLabUnavailable when
-    GitLab cannot answer and nothing fresh is cached.
+    GitLab cannot answer and no membership within the outage grace is cached. A CI job token
+    reaches its own project only (see jobs.py).
     """
+    job = jobs.job_of(token)
+    if job is not None:
+        return jobs.job_access(job, user, path)
     membership = (
-        Membership.objects.select_related("project")
-        .filter(user=user, project__path=path, expires_at__gt=timezone.now())
-        .first()
+        Membership.objects.select_related("project").filter(user=user, project__path=path).first()
     )
-    if membership is not None:
+    if membership is not None and membership.is_fresh:
         return ProjectAccess(membership.project, user, membership.access_level)
     if cache.get(_unknown_path_key(user, path)):
         return None
-    found = gitlab.GitLabClient(token).project(path, user_id=user.id)
+    try:
+        found = gitlab.GitLabClient(token).project(path, user_id=user.id)
+    except gitlab.GitLabUnavailable:
+        if not serves_during_outage(membership):
+            raise
+        return ProjectAccess(membership.project, user, membership.access_level)
     if found is None:
         cache.set(_unknown_path_key(user, path), True, settings.MEMBERSHIP_NEGATIVE_CACHE_TTL)
         return None
     project = remember_project(found)
-    membership = _remember_membership(user, project, found.access_level)
+    membership = remember_membership(user, project, found.access_level, found.source)
     return ProjectAccess(project, user, membership.access_level)
+
+
+def serves_during_outage(membership: Membership | None) -> bool:
+    """Whether a stale membership keeps working while GitLab cannot answer (and log it).
+
+    Only members are kept on: a stale "no access" is not trusted to refuse, nor to allow.
+    """
+    if membership is None or membership.access_level < READ_LEVEL:
+        return False
+    if not within_outage_grace(membership.fetched_at):
+        return False
+    logger.warning(
+        "GitLab cannot answer: serving %s as checked %s (GITLAB_OUTAGE_GRACE)",
+        membership, membership.fetched_at.isoformat(timespec="seconds"),
+    )  # fmt: skip
+    return True
 
 
 def remember_project(found: gitlab.GitLabProject) -> GitLabProject:
     """Store GitLab's view of a project; a path now used by this id is freed from stale rows."""
     with transaction.atomic():
-        # A renamed project may have left its old path on another id: paths are unique.
-        stale = GitLabProject.objects.filter(path=found.path_with_namespace).exclude(id=found.id)
-        for other in stale:
-            other.path = f"{found.path_with_namespace}#moved-{other.id}"
-            other.save(update_fields=["path"])
+        free_path(found.path_with_namespace, for_id=found.id)
         project, _ = GitLabProject.objects.update_or_create(
             id=found.id,
             defaults={
@@ -133,9 +199,22 @@ def remember_project(found: gitlab.GitLabProject) -> GitLabProject:
     return project
 
 
-def _remember_membership(user: GitLabUser, project: GitLabProject, level: int) -> Membership:
+def free_path(path: str, for_id: int) -> None:
+    """Rename away any other project row holding `path`: paths are unique, ids are the truth.
+
+    A renamed project may have left its old path on another id. Call inside a transaction.
+    """
+    for other in GitLabProject.objects.filter(path=path).exclude(id=for_id):
+        other.path = f"{path}#moved-{other.id}"
+        other.save(update_fields=["path"])
+
+
+def remember_membership(
+    user: GitLabUser, project: GitLabProject, level: int, source: str = ""
+) -> Membership:
     defaults = {
         "access_level": level,
+        "source": source,
         "fetched_at": timezone.now(),
         "expires_at": _expiry(positive=level >= READ_LEVEL),
     }

@@ -1,8 +1,59 @@
-"""Admin views of what the service believes GitLab said (staff only, read-mostly)."""
+"""Admin views of what the service believes GitLab said (Django staff only).
 
-from django.contrib import admin
+Lists are searchable and filterable; the actions "Refresh from GitLab now" (needs
+GITLAB_SERVICE_TOKEN) and "Invalidate" (the next request asks GitLab) act on the selection.
+"""
 
-from projects.models import AccessLevel, GitLabProject, GitLabUser, Membership, TokenFingerprint
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from projects import gitlab, membership_cache
+from projects.models import (
+    AccessLevel,
+    CIJob,
+    GitLabProject,
+    GitLabUser,
+    Membership,
+    TokenFingerprint,
+    WebhookDelivery,
+)
+
+
+def _refresh(modeladmin, request, memberships, projects=None) -> None:
+    try:
+        summary = membership_cache.refresh(memberships, projects)
+    except membership_cache.ServiceTokenMissing as exc:
+        modeladmin.message_user(request, str(exc), messages.ERROR)
+    except gitlab.TokenRejected as exc:
+        modeladmin.message_user(
+            request, f"GitLab refuses GITLAB_SERVICE_TOKEN ({exc}): renew it.", messages.ERROR
+        )
+    except gitlab.GitLabUnavailable as exc:
+        modeladmin.message_user(request, f"{exc}; try again later.", messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"{summary}.", messages.SUCCESS)
+
+
+def _invalidated(modeladmin, request, count: int, what: str) -> None:
+    modeladmin.message_user(
+        request, f"{count} {what} forgotten: the next request asks GitLab.", messages.SUCCESS
+    )
+
+
+class ExpiredFilter(admin.SimpleListFilter):
+    title = "expired"
+    parameter_name = "expired"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Expired"), ("no", "Fresh")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(expires_at__lte=timezone.now())
+        if self.value() == "no":
+            return queryset.filter(expires_at__gt=timezone.now())
+        return queryset
 
 
 @admin.register(GitLabProject)
@@ -10,6 +61,16 @@ class GitLabProjectAdmin(admin.ModelAdmin):
     list_display = ("id", "path", "visibility", "archived", "last_seen")
     search_fields = ("path", "name")
     list_filter = ("visibility", "archived")
+    actions = ["refresh_from_gitlab", "invalidate"]
+
+    @admin.action(description="Refresh from GitLab now (project and its memberships)")
+    def refresh_from_gitlab(self, request, queryset):
+        _refresh(self, request, Membership.objects.filter(project__in=queryset), queryset)
+
+    @admin.action(description="Invalidate the cached memberships of these projects")
+    def invalidate(self, request, queryset):
+        count = membership_cache.invalidate(Membership.objects.filter(project__in=queryset))
+        _invalidated(self, request, count, "memberships")
 
 
 @admin.register(GitLabUser)
@@ -17,27 +78,78 @@ class GitLabUserAdmin(admin.ModelAdmin):
     list_display = ("id", "username", "bot", "last_seen")
     search_fields = ("username",)
     list_filter = ("bot",)
+    actions = ["refresh_from_gitlab", "invalidate"]
+
+    @admin.action(description="Refresh from GitLab now (memberships of these users)")
+    def refresh_from_gitlab(self, request, queryset):
+        _refresh(self, request, Membership.objects.filter(user__in=queryset))
+
+    @admin.action(description="Invalidate the cached memberships and tokens of these users")
+    def invalidate(self, request, queryset):
+        count = membership_cache.invalidate(Membership.objects.filter(user__in=queryset))
+        count += TokenFingerprint.objects.filter(user__in=queryset).delete()[0]
+        _invalidated(self, request, count, "memberships and token fingerprints")
 
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ("user", "project", "role", "fetched_at", "expires_at")
+    list_display = ("user", "project", "role", "source", "fetched_at", "expires_at", "fresh")
     search_fields = ("user__username", "project__path")
-    list_filter = ("access_level",)
+    list_filter = (
+        ("access_level", admin.ChoicesFieldListFilter),
+        ExpiredFilter,
+        "source",
+        ("project", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("user", "project")
+    actions = ["refresh_from_gitlab", "invalidate"]
 
     @admin.display(description="role", ordering="access_level")
     def role(self, membership: Membership) -> str:
         return AccessLevel.name_of(membership.access_level)
 
+    @admin.display(description="fresh", boolean=True)
+    def fresh(self, membership: Membership) -> bool:
+        return membership.is_fresh
+
+    @admin.action(description="Refresh from GitLab now")
+    def refresh_from_gitlab(self, request, queryset):
+        _refresh(self, request, queryset)
+
+    @admin.action(description="Invalidate (the next request asks GitLab)")
+    def invalidate(self, request, queryset):
+        _invalidated(self, request, membership_cache.invalidate(queryset), "memberships")
+
 
 @admin.register(TokenFingerprint)
 class TokenFingerprintAdmin(admin.ModelAdmin):
-    list_display = ("short_digest", "user", "expires_at")
+    list_display = ("short_digest", "user", "job", "fetched_at", "expires_at")
     search_fields = ("user__username",)
+    list_filter = (ExpiredFilter,)
+    list_select_related = ("user", "job")
     # The digest is a SHA-256 of the token, never the token: safe to show, useless to steal.
-    readonly_fields = ("digest", "user", "expires_at")
+    readonly_fields = ("digest", "user", "job", "fetched_at", "expires_at")
+    actions = ["invalidate"]
 
     @admin.display(description="token SHA-256")
     def short_digest(self, fingerprint: TokenFingerprint) -> str:
         return fingerprint.digest[:12] + "…"
+
+    @admin.action(description="Invalidate (the next request asks GitLab who this is)")
+    def invalidate(self, request, queryset):
+        _invalidated(self, request, queryset.delete()[0], "token fingerprints")
+
+
+@admin.register(CIJob)
+class CIJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "project_id", "pipeline_id", "user", "web_url")
+    search_fields = ("user__username", "web_url")
+    readonly_fields = ("id", "project_id", "pipeline_id", "user", "web_url")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("key", "event", "received_at")
+    search_fields = ("key", "event")
+    list_filter = ("event",)
+    readonly_fields = ("key", "event", "received_at")

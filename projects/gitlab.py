@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -46,33 +47,59 @@ class GitLabProject:
     topics: list[str] = field(default_factory=list)
     # max(project_access, group_access); 0 when GitLab reported neither (see members/all).
     access_level: int = 0
+    # Which answer gave the level (models.MembershipSource): "project", "group", "shared";
+    # "" for no access.
+    source: str = ""
 
 
-def _access_level(permissions: dict | None) -> int:
-    """Effective level from `permissions` of GET /projects/:id: max of the two, null = 0."""
-    permissions = permissions or {}
-    levels = [
-        (permissions.get(key) or {}).get("access_level") or 0
-        for key in ("project_access", "group_access")
-    ]
-    return max(levels)
+@dataclass(frozen=True)
+class GitLabJob:
+    """A CI job, as GET /job describes it to the job's own token."""
+
+    id: int
+    status: str
+    project_id: int
+    pipeline_id: int
+    user: GitLabUser
+    web_url: str = ""
+
+
+def _level(permissions: dict, key: str) -> int:
+    """project_access or group_access from `permissions` of GET /projects/:id; null = 0."""
+    return int((permissions.get(key) or {}).get("access_level") or 0)
 
 
 class GitLabClient:
     """Calls GitLab's REST API on behalf of one token."""
 
-    def __init__(self, token: str, base_url: str | None = None, timeout: float | None = None):
-        self._token = token
+    def __init__(
+        self,
+        token: str,
+        base_url: str | None = None,
+        timeout: float | None = None,
+        *,
+        job_token: bool = False,
+    ):
+        # GitLab takes a CI job token only in the JOB-TOKEN header.
+        self._headers = {"JOB-TOKEN": token} if job_token else {"Authorization": f"Bearer {token}"}
         self._base_url = (base_url or settings.GITLAB_URL).rstrip("/")
         self._timeout = timeout if timeout is not None else settings.GITLAB_TIMEOUT
 
     def _get(self, path: str) -> dict | None:
         """GET an API path; None on 404, the JSON body on 200, an exception otherwise."""
-        url = f"{self._base_url}/api/v4{path}"
+        response = self._send(f"{self._base_url}/api/v4{path}")
+        if response is None:
+            return None
+        body = _json_or_empty(response)
+        if not body:
+            raise GitLabUnavailable("GitLab answered with a body that is not a JSON object")
+        return body
+
+    def _send(self, url: str) -> requests.Response | None:
+        """GET a URL; None on 404, the response on 200, an exception otherwise."""
+        path = url.removeprefix(self._base_url)
         try:
-            response = requests.get(
-                url, headers={"Authorization": f"Bearer {self._token}"}, timeout=self._timeout
-            )
+            response = requests.get(url, headers=self._headers, timeout=self._timeout)
         except requests.RequestException as exc:
             # Name the exception class only: its text may embed the URL, never the token,
             # but keep log lines uniform and short.
@@ -92,10 +119,7 @@ class GitLabClient:
             raise GitLabUnavailable(f"GitLab answered {response.status_code}")
         if response.status_code != 200:
             raise GitLabUnavailable(f"GitLab answered an unexpected {response.status_code}")
-        body = _json_or_empty(response)
-        if not body:
-            raise GitLabUnavailable("GitLab answered with a body that is not a JSON object")
-        return body
+        return response
 
     def current_user(self) -> GitLabUser:
         """The token's user; raises TokenRejected when GitLab does not know the token."""
@@ -114,19 +138,58 @@ class GitLabClient:
         body = self._get(f"/projects/{quote(str(id_or_path), safe='')}")
         if body is None:
             return None
-        level = _access_level(body.get("permissions"))
-        if level == 0:
-            level = self.member_level(int(body["id"]), user_id)
-        return GitLabProject(
-            id=int(body["id"]),
-            path_with_namespace=body["path_with_namespace"],
-            name=body.get("name") or "",
-            web_url=body.get("web_url") or "",
-            visibility=body.get("visibility") or "private",
-            archived=bool(body.get("archived")),
-            topics=list(body.get("topics") or []),
-            access_level=level,
+        permissions = body.get("permissions") or {}
+        direct, inherited = (
+            _level(permissions, "project_access"),
+            _level(permissions, "group_access"),
         )
+        if direct or inherited:
+            level, source = max(direct, inherited), "project" if direct >= inherited else "group"
+        else:
+            level = self.member_level(int(body["id"]), user_id)
+            source = "shared" if level else ""
+        return _project_from(body, level, source)
+
+    def project_metadata(self, id_or_path: int | str) -> GitLabProject | None:
+        """The project without anyone's level (for the service token); None on 404."""
+        body = self._get(f"/projects/{quote(str(id_or_path), safe='')}")
+        return None if body is None else _project_from(body, 0, "")
+
+    def membership(self, project_id: int, project_path: str, user_id: int) -> tuple[int, str]:
+        """(level, source) of any user in a project, asked with an administrator's token.
+
+        members/all gives the level; the direct member list, then the project's namespace
+        (as a group, with its ancestors), tell whether it is direct, inherited or shared.
+        """
+        level = self.member_level(project_id, user_id)
+        if level == 0:
+            return 0, ""
+        direct = self._get(f"/projects/{project_id}/members/{user_id}") or {}
+        if int(direct.get("access_level") or 0) >= level:
+            return level, "project"
+        namespace = quote(project_path.rpartition("/")[0], safe="")
+        group = self._get(f"/groups/{namespace}/members/all/{user_id}") or {}
+        if int(group.get("access_level") or 0) >= level:
+            return level, "group"
+        return level, "shared"
+
+    def current_job(self) -> GitLabJob:
+        """The CI job behind a job token (GET /job); GitLab knows it only while it runs."""
+        body = self._get("/job")
+        if body is None:
+            raise TokenRejected("GitLab does not know this job token")
+        try:
+            user = body["user"]
+            return GitLabJob(
+                id=int(body["id"]),
+                status=str(body.get("status") or ""),
+                project_id=int(body["pipeline"]["project_id"]),
+                pipeline_id=int(body["pipeline"]["id"]),
+                user=GitLabUser(int(user["id"]), user["username"], bool(user.get("bot"))),
+                web_url=body.get("web_url") or "",
+            )
+        except (KeyError, TypeError, ValueError):
+            raise TokenRejected("GitLab describes no pipeline or user for this job token")
 
     def member_level(self, project_id: int, user_id: int) -> int:
         """Highest level of the user in the project, direct, inherited or shared; 0 if none."""
@@ -134,6 +197,104 @@ class GitLabClient:
         if body is None:
             return 0
         return int(body.get("access_level") or 0)
+
+    def member_projects(self, user_id: int) -> list[GitLabProject]:
+        """Every project where the user has Guest or more (direct, inherited or shared),
+        following GitLab's keyset pages (the `Link: rel="next"` header) to the end."""
+        url = (
+            f"{self._base_url}/api/v4/projects?membership=true&min_access_level=10"
+            "&order_by=id&sort=asc&pagination=keyset&per_page=100"
+        )
+        projects = []
+        while url:
+            response = self._send(url)
+            page = _json_or_empty_list(response) if response is not None else []
+            for body in page:
+                permissions = body.get("permissions") or {}
+                direct = _level(permissions, "project_access")
+                inherited = _level(permissions, "group_access")
+                level = max(direct, inherited)
+                if level == 0:
+                    # Shared-group access shows as none here, as on GET /projects/:id.
+                    level = self.member_level(int(body["id"]), user_id)
+                projects.append(_project_from(body, level, ""))
+            url = response.links.get("next", {}).get("url") if response is not None else None
+        return projects
+
+
+def _project_from(body: dict, level: int, source: str) -> GitLabProject:
+    return GitLabProject(
+        id=int(body["id"]),
+        path_with_namespace=body["path_with_namespace"],
+        name=body.get("name") or "",
+        web_url=body.get("web_url") or "",
+        visibility=body.get("visibility") or "private",
+        archived=bool(body.get("archived")),
+        topics=list(body.get("topics") or []),
+        access_level=level,
+        source=source,
+    )
+
+
+def _json_or_empty_list(response: requests.Response) -> list[dict]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise GitLabUnavailable("GitLab answered with a body that is not a JSON list") from None
+    if not isinstance(body, list):
+        raise GitLabUnavailable("GitLab answered with a body that is not a JSON list")
+    return [item for item in body if isinstance(item, dict)]
+
+
+@dataclass(frozen=True)
+class OAuthToken:
+    """GitLab's answer to an OAuth token request."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    created_at: int
+
+
+def refresh_oauth_token(refresh_token: str) -> OAuthToken:
+    """Trade a refresh token for a new token pair. GitLab rotates both: the old refresh token
+    dies, so callers must serialise refreshes of one login (projects/oauth.py does).
+
+    Raises TokenRejected when GitLab refuses the refresh token (expired, revoked, already
+    used), GitLabUnavailable when it cannot answer.
+    """
+    base_url = settings.GITLAB_URL.rstrip("/")
+    try:
+        response = requests.post(
+            f"{base_url}/oauth/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": settings.GITLAB_OAUTH_CLIENT_ID,
+                "client_secret": settings.GITLAB_OAUTH_CLIENT_SECRET,
+            },
+            headers={"Accept": "application/json"},
+            timeout=settings.GITLAB_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        logger.warning("GitLab unreachable at %s: %s", base_url, type(exc).__name__)
+        raise GitLabUnavailable(f"GitLab at {base_url} is unreachable") from None
+    if response.status_code in (400, 401):
+        # invalid_grant: the refresh token expired, was revoked or was already used.
+        raise TokenRejected("GitLab refused the refresh token")
+    if response.status_code != 200:
+        logger.warning("GitLab answered %s to a token refresh", response.status_code)
+        raise GitLabUnavailable(f"GitLab answered {response.status_code}")
+    body = _json_or_empty(response)
+    try:
+        return OAuthToken(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body["refresh_token"]),
+            expires_in=int(body.get("expires_in") or 7200),
+            created_at=int(body.get("created_at") or time.time()),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise GitLabUnavailable("GitLab answered a token refresh without a token pair") from None
 
 
 def _json_or_empty(response: requests.Response) -> dict:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -33,6 +35,14 @@ class AccessLevel(models.IntegerChoices):
 
 READ_LEVEL = AccessLevel.GUEST
 WRITE_LEVEL = AccessLevel.DEVELOPER
+
+
+class MembershipSource(models.TextChoices):
+    """Where GitLab's level came from: which of its answers gave it."""
+
+    PROJECT = "project", "Project member (project_access)"
+    GROUP = "group", "Group member, inherited (group_access)"
+    SHARED = "shared", "Through a shared group (members/all)"
 
 
 class GitLabUser(models.Model):
@@ -78,6 +88,8 @@ class Membership(models.Model):
     user = models.ForeignKey(GitLabUser, on_delete=models.CASCADE, related_name="memberships")
     project = models.ForeignKey(GitLabProject, on_delete=models.CASCADE, related_name="memberships")
     access_level = models.IntegerField(choices=AccessLevel.choices)
+    # Empty for "no access" answers, which have no source.
+    source = models.CharField(max_length=8, choices=MembershipSource.choices, blank=True)
     fetched_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
@@ -94,16 +106,44 @@ class Membership(models.Model):
         return self.expires_at > timezone.now()
 
 
+class CIJob(models.Model):
+    """A GitLab CI job whose CI_JOB_TOKEN called us: it acts in its own pipeline's project only."""
+
+    id = models.BigIntegerField(primary_key=True, help_text="GitLab job id")
+    project_id = models.BigIntegerField(help_text="GitLab id of the pipeline's project")
+    pipeline_id = models.BigIntegerField()
+    user = models.ForeignKey(GitLabUser, on_delete=models.CASCADE, related_name="ci_jobs")
+    web_url = models.URLField(max_length=1024, blank=True)
+
+    class Meta:
+        verbose_name = "CI job"
+
+    def __str__(self) -> str:
+        return f"job {self.id} of pipeline {self.pipeline_id}"
+
+    @property
+    def project_path(self) -> str:
+        """The project's path as the job's URL (`<GitLab>/<path>/-/jobs/<id>`) names it, or ""."""
+        base, separator, _ = self.web_url.rpartition("/-/jobs/")
+        prefix = settings.GITLAB_URL + "/"
+        return base.removeprefix(prefix) if separator and base.startswith(prefix) else ""
+
+
 class TokenFingerprint(models.Model):
     """Which GitLab user a token belongs to, keyed by the token's SHA-256 (never the token).
 
-    `user` is empty for a token GitLab rejected: a short-lived negative answer.
+    `user` is empty for a token GitLab rejected: a short-lived negative answer. `job` is set
+    for a CI job token, and `user` is then the user who triggered the job's pipeline.
     """
 
     digest = models.CharField(max_length=64, primary_key=True)
     user = models.ForeignKey(
         GitLabUser, null=True, blank=True, on_delete=models.CASCADE, related_name="tokens"
     )
+    job = models.ForeignKey(
+        CIJob, null=True, blank=True, on_delete=models.CASCADE, related_name="fingerprints"
+    )
+    fetched_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
@@ -112,3 +152,20 @@ class TokenFingerprint(models.Model):
     @staticmethod
     def digest_of(token: str) -> str:
         return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class WebhookDelivery(models.Model):
+    """A GitLab webhook delivery already handled, by Idempotency-Key or event UUID."""
+
+    # GitLab repeats the key when it retries a delivery; keys older than this are pruned.
+    RETENTION = timedelta(days=7)
+
+    key = models.CharField(max_length=255, primary_key=True)
+    event = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event or 'event'} {self.key}"

@@ -4,6 +4,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,54 @@ MEMBERSHIP_CACHE_TTL = env.int("MEMBERSHIP_CACHE_TTL", default=60)
 # Negative answers (unknown token, no access, no such project) are trusted for less time,
 # so that a user just added in GitLab does not wait a whole TTL.
 MEMBERSHIP_NEGATIVE_CACHE_TTL = env.int("MEMBERSHIP_NEGATIVE_CACHE_TTL", default=10)
+# While GitLab is unreachable or answers 5xx/429, a cached answer up to this age (seconds)
+# keeps working; beyond it, requests get 503.
+GITLAB_OUTAGE_GRACE = env.int("GITLAB_OUTAGE_GRACE", default=15 * 60)
+# An administrator's (or service account's) token with read_api: `gitlab_refresh`, the admin's
+# "refresh" action and CI jobs' roles use it. Empty: those fall back as the README says.
+GITLAB_SERVICE_TOKEN = env.str("GITLAB_SERVICE_TOKEN", default="")
+# The secret GitLab's webhooks send as X-Gitlab-Token to /hooks/gitlab/. Empty: endpoint off.
+GITLAB_WEBHOOK_SECRET = env.str("GITLAB_WEBHOOK_SECRET", default="")
+# A CI job's role in its own project when no GITLAB_SERVICE_TOKEN can look its user up.
+CI_JOB_TOKEN_DEFAULT_ROLE = env.str("CI_JOB_TOKEN_DEFAULT_ROLE", default="reporter").lower()
+if CI_JOB_TOKEN_DEFAULT_ROLE not in ("reporter", "developer"):
+    raise ImproperlyConfigured(
+        f"CI_JOB_TOKEN_DEFAULT_ROLE is {CI_JOB_TOKEN_DEFAULT_ROLE!r}: set it to reporter "
+        "(CI jobs read) or developer (CI jobs write)."
+    )
+
+# --- Browser login (GitLab OAuth) -------------------------------------------------------------
+# A GitLab OAuth application (scope read_api, redirect URI <site>/mlflow/auth/complete/gitlab/).
+# Both empty: browsers cannot log in, tokens work as before (checks.py: both or neither).
+GITLAB_OAUTH_CLIENT_ID = env.str("GITLAB_OAUTH_CLIENT_ID", default="")
+GITLAB_OAUTH_CLIENT_SECRET = env.str("GITLAB_OAUTH_CLIENT_SECRET", default="")
+# Skip the login page's button and go straight to GitLab.
+LOGIN_AUTO_REDIRECT = env.bool("LOGIN_AUTO_REDIRECT", default=False)
+# Serve only projects carrying every one of these GitLab topics; others are 404 everywhere.
+GITLAB_MANDATORY_TOPICS = env.list("GITLAB_MANDATORY_TOPICS", default=[])
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto: trust it, so cookies get
+# Secure, same-origin checks expect https and the connect page shows https URIs.
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+SOCIAL_AUTH_GITLAB_KEY = GITLAB_OAUTH_CLIENT_ID
+SOCIAL_AUTH_GITLAB_SECRET = GITLAB_OAUTH_CLIENT_SECRET
+SOCIAL_AUTH_GITLAB_API_URL = GITLAB_URL
+SOCIAL_AUTH_GITLAB_SCOPE = ["read_api"]
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/mlflow/"
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/mlflow/login/"
+LOGIN_URL = "/mlflow/login/"
+LOGIN_REDIRECT_URL = "/mlflow/"
+AUTHENTICATION_BACKENDS = [
+    "social_core.backends.gitlab.GitLabOAuth2",
+    "django.contrib.auth.backends.ModelBackend",  # the admin's local accounts
+]
+# Sessions live in the database; the cookie holds only their id. Secure is added per request
+# over HTTPS (sharinghub_mlflow/cookies.py).
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
 
 # --- Embedded MLflow --------------------------------------------------------------------------
 MLFLOW_BACKEND_STORE_URI = env.str(
@@ -55,11 +104,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "social_django",
     "projects",
     "mlflow_bridge",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that it sees every cookie the others set.
+    "sharinghub_mlflow.cookies.SecureCookiesOverHttpsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +119,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "social_django.middleware.SocialAuthExceptionMiddleware",
 ]
 
 ROOT_URLCONF = "sharinghub_mlflow.urls"

@@ -2,7 +2,8 @@
 
 It knows users (by token), groups (by full path), projects (by id and path) and memberships:
 direct project members, group members (inherited by subgroups and their projects), and
-members through a shared group, which GitLab shows only in members/all.
+members through a shared group, which GitLab shows only in members/all. Administrators see
+every project. CI jobs answer GET /job to their JOB-TOKEN while they run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class User:
     token: str
     scopes: tuple[str, ...] = ("read_api",)
     bot: bool = False
+    admin: bool = False
 
 
 @dataclass
@@ -39,12 +41,24 @@ class Project:
         return self.path.rsplit("/", 1)[0]
 
 
+@dataclass
+class Job:
+    id: int
+    token: str
+    project: Project
+    user: User
+    pipeline_id: int
+    status: str = "running"
+
+
 class GitLabDouble:
     def __init__(self) -> None:
         self._ids = itertools.count(100)
         self.users: dict[str, User] = {}
         self.projects: dict[int, Project] = {}
         self.group_members: dict[tuple[str, int], int] = {}
+        self.jobs: dict[str, Job] = {}
+        self.redirects: dict[str, int] = {}  # old path -> project id, after rename(keep_old=True)
         self.calls: list[tuple[str, str]] = []
         self.down = False  # when True every API call answers 503
         self._lock = threading.Lock()
@@ -64,17 +78,30 @@ class GitLabDouble:
     def stop(self) -> None:
         self._server.shutdown()
 
-    def add_user(self, username: str, *, scopes: tuple[str, ...] = ("read_api",)) -> User:
-        user = User(next(self._ids), username, f"glpat-{username}-{next(self._ids)}", scopes)
+    def add_user(
+        self, username: str, *, scopes: tuple[str, ...] = ("read_api",), admin: bool = False
+    ) -> User:
+        user = User(next(self._ids), username, f"glpat-{username}-{next(self._ids)}", scopes,
+                    admin=admin)  # fmt: skip
         self.users[user.token] = user
         return user
+
+    def add_job(self, project: Project, user: User, *, token_prefix: str = "glcbt-") -> Job:
+        """A running job of a new pipeline in `project`, triggered by `user`."""
+        job_id = next(self._ids)
+        job = Job(job_id, f"{token_prefix}{job_id}-secret", project, user, next(self._ids))
+        self.jobs[job.token] = job
+        return job
 
     def add_project(self, path: str, visibility: str = "private") -> Project:
         project = Project(next(self._ids), path, visibility)
         self.projects[project.id] = project
         return project
 
-    def rename(self, project: Project, new_path: str) -> None:
+    def rename(self, project: Project, new_path: str, *, keep_old: bool = False) -> None:
+        """Rename or transfer; with keep_old, the old path still resolves (a redirect route)."""
+        if keep_old:
+            self.redirects[project.path] = project.id
         project.path = new_path
 
     def count(self, prefix: str = "/api/v4/") -> int:
@@ -96,10 +123,28 @@ class GitLabDouble:
     def _find(self, id_or_path: str) -> Project | None:
         if id_or_path.isdigit():
             return self.projects.get(int(id_or_path))
-        return next((p for p in self.projects.values() if p.path == id_or_path), None)
+        found = next((p for p in self.projects.values() if p.path == id_or_path), None)
+        if found is None and id_or_path in self.redirects:
+            return self.projects.get(self.redirects[id_or_path])
+        return found
 
     def _visible(self, project: Project, user: User) -> bool:
-        return project.visibility != "private" or self._effective_level(project, user) >= 10
+        if user.admin or project.visibility != "private":
+            return True
+        return self._effective_level(project, user) >= 10
+
+    def job_body(self, job: Job) -> dict:
+        return {
+            "id": job.id,
+            "status": job.status,
+            "name": "train",
+            "ref": "main",
+            "pipeline": {"id": job.pipeline_id, "project_id": job.project.id, "ref": "main",
+                         "status": "running"},
+            "user": {"id": job.user.id, "username": job.user.username, "bot": job.user.bot},
+            "web_url": f"{self.url}/{job.project.path}/-/jobs/{job.id}",
+            "project": {"ci_job_token_scope_enabled": False},
+        }  # fmt: skip
 
     def project_body(self, project: Project, user: User) -> dict:
         def access(level: int) -> dict | None:
@@ -123,9 +168,17 @@ class GitLabDouble:
             },
         }  # fmt: skip
 
-    def answer(self, path: str, token: str | None) -> tuple[int, dict]:
+    def answer(
+        self, path: str, token: str | None, job_token: str | None = None
+    ) -> tuple[int, dict]:
         if self.down:
             return 503, {"message": "503 Service Unavailable"}
+        if path == "/api/v4/job":
+            # GitLab knows a job token only while its job runs.
+            job = self.jobs.get(job_token or token or "")
+            if job is None or job.status != "running":
+                return 401, {"message": "401 Unauthorized"}
+            return 200, self.job_body(job)
         user = self.users.get(token or "")
         if user is None:
             return 401, {"message": "401 Unauthorized"}
@@ -137,6 +190,8 @@ class GitLabDouble:
             return 403, {"error": "insufficient_scope", "scope": "api read_api",
                          "error_description": "The request requires higher privileges than "
                          "provided by the access token."}  # fmt: skip
+        if path.startswith("/api/v4/groups/"):
+            return self._group_member(path.removeprefix("/api/v4/groups/").split("/"))
         parts = path.removeprefix("/api/v4/projects/").split("/")
         project = self._find(unquote(parts[0])) if path.startswith("/api/v4/projects/") else None
         if project is None or not self._visible(project, user):
@@ -150,7 +205,24 @@ class GitLabDouble:
                 return 404, {"message": "404 Not found"}
             return 200, {"id": member.id, "username": member.username, "state": "active",
                          "access_level": level, "expires_at": None}  # fmt: skip
+        if len(parts) == 3 and parts[1] == "members" and parts[2].isdigit():
+            # Direct members only.
+            level = project.direct.get(int(parts[2]), 0)
+            if not level:
+                return 404, {"message": "404 Not found"}
+            return 200, {"id": int(parts[2]), "access_level": level, "state": "active"}
         return 404, {"message": "404 Not Found"}
+
+    def _group_member(self, parts: list[str]) -> tuple[int, dict]:
+        """GET /groups/:full_path/members/all/:user_id: the group's and its ancestors' members."""
+        if len(parts) != 4 or parts[1:3] != ["members", "all"] or not parts[3].isdigit():
+            return 404, {"message": "404 Not Found"}
+        segments = unquote(parts[0]).split("/")
+        ancestors = ["/".join(segments[: i + 1]) for i in range(len(segments))]
+        level = max(self.group_members.get((group, int(parts[3])), 0) for group in ancestors)
+        if level < 5:
+            return 404, {"message": "404 Not found"}
+        return 200, {"id": int(parts[3]), "access_level": level, "state": "active"}
 
 
 def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
@@ -162,7 +234,7 @@ def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
             token = token or self.headers.get("PRIVATE-TOKEN")
             with double._lock:
                 double.calls.append(("GET", path))
-                status, body = double.answer(path, token)
+                status, body = double.answer(path, token, self.headers.get("JOB-TOKEN"))
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
