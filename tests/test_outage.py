@@ -1,0 +1,172 @@
+"""GitLab outages: cached answers keep working for GITLAB_OUTAGE_GRACE, then 503; nothing is lost.
+
+Olga is a Developer of out<n>/team/churn who used it before GitLab went down; Ursula is a
+Developer of the same project who never did.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from projects.models import Membership, TokenFingerprint
+from tests.gitlab_double import GitLabDouble, Project, User
+from tests.inprocess import Tracking
+
+GRACE = 15 * 60
+_projects = itertools.count()
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def outage_settings(settings, gitlab):
+    settings.GITLAB_URL = gitlab.url
+    settings.MEMBERSHIP_CACHE_TTL = 60
+    settings.GITLAB_OUTAGE_GRACE = GRACE
+    cache.clear()
+
+
+@pytest.fixture
+def gitlab_down(gitlab: GitLabDouble):
+    """Call it to take GitLab down; it comes back at the end of the test whatever happens."""
+
+    def down() -> None:
+        gitlab.down = True
+
+    yield down
+    gitlab.down = False
+
+
+@dataclass
+class Scene:
+    project: Project
+    olga: User
+    ursula: User
+    experiment_id: str
+
+
+@pytest.fixture
+def scene(client, gitlab) -> Scene:
+    project = gitlab.add_project(f"out{next(_projects)}/team/churn")
+    olga, ursula = gitlab.add_user("olga"), gitlab.add_user("ursula")
+    project.direct[olga.id] = project.direct[ursula.id] = 30
+    status, body = Tracking(client, project.path, olga.token).post(
+        "experiments/create", {"name": f"before-{uuid.uuid4().hex[:8]}"}
+    )
+    assert status == 200
+    return Scene(project, olga, ursula, body["experiment_id"])
+
+
+def age_cache(user: User, age: timedelta) -> None:
+    """Make the user's cached answers expired, as fetched `age` ago."""
+    fetched = timezone.now() - age
+    expired = timezone.now() - timedelta(seconds=1)
+    Membership.objects.filter(user_id=user.id).update(fetched_at=fetched, expires_at=expired)
+    TokenFingerprint.objects.filter(user_id=user.id).update(fetched_at=fetched, expires_at=expired)
+
+
+class TestDuringAnOutage:
+    def test_it_keeps_cached_members_reading_and_writing_within_the_grace(
+        self, client, scene, gitlab_down, caplog
+    ):
+        age_cache(scene.olga, timedelta(minutes=10))
+        gitlab_down()
+        olga = Tracking(client, scene.project.path, scene.olga.token)
+
+        with caplog.at_level(logging.WARNING, logger="projects.access"):
+            read = olga.get("experiments/get", experiment_id=scene.experiment_id)
+            created = olga.post("runs/create", {"experiment_id": scene.experiment_id})
+
+        assert read[0] == 200
+        assert created[0] == 200
+        assert "GITLAB_OUTAGE_GRACE" in caplog.text
+        assert scene.olga.token not in caplog.text
+
+    def test_it_answers_503_with_a_message_to_users_nothing_is_cached_for(
+        self, client, scene, gitlab_down
+    ):
+        gitlab_down()
+
+        status, body = Tracking(client, scene.project.path, scene.ursula.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == 503
+        assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "retry" in body["message"]
+
+    def test_it_answers_503_beyond_the_grace(self, client, scene, gitlab_down):
+        age_cache(scene.olga, timedelta(seconds=GRACE + 60))
+        gitlab_down()
+
+        status, _ = Tracking(client, scene.project.path, scene.olga.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == 503
+
+    def test_it_answers_503_when_only_the_membership_is_too_old(self, client, scene, gitlab_down):
+        age_cache(scene.olga, timedelta(minutes=1))
+        Membership.objects.filter(user_id=scene.olga.id).update(
+            fetched_at=timezone.now() - timedelta(seconds=GRACE + 60)
+        )
+        gitlab_down()
+
+        status, _ = Tracking(client, scene.project.path, scene.olga.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == 503
+
+    def test_it_does_not_trust_a_stale_no_access_answer(self, client, scene, gitlab_down):
+        Membership.objects.filter(user_id=scene.olga.id).update(access_level=0)
+        age_cache(scene.olga, timedelta(minutes=1))
+        gitlab_down()
+
+        status, _ = Tracking(client, scene.project.path, scene.olga.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == 503
+
+    def test_it_keeps_fresh_answers_without_any_gitlab_call(self, client, gitlab, scene):
+        gitlab.down = True
+        try:
+            status, _ = Tracking(client, scene.project.path, scene.olga.token).get(
+                "experiments/get", experiment_id=scene.experiment_id
+            )
+        finally:
+            gitlab.down = False
+
+        assert status == 200
+
+
+class TestAfterAnOutage:
+    def test_it_loses_nothing_and_asks_gitlab_again(self, client, gitlab, scene, gitlab_down):
+        olga = Tracking(client, scene.project.path, scene.olga.token)
+        age_cache(scene.olga, timedelta(minutes=5))
+        gitlab_down()
+        _, created = olga.post("runs/create", {"experiment_id": scene.experiment_id})
+        run_id = created["run"]["info"]["run_id"]
+        logged = olga.post("runs/log-metric", {"run_id": run_id, "key": "loss", "value": 0.25,
+                                               "timestamp": 1, "step": 0})  # fmt: skip
+        assert logged[0] == 200
+        gitlab.down = False
+        calls = len(gitlab.calls)
+
+        status, run = olga.get("runs/get", run_id=run_id)
+        ursula = Tracking(client, scene.project.path, scene.ursula.token)
+
+        assert status == 200
+        assert run["run"]["data"]["metrics"][0]["value"] == 0.25
+        assert len(gitlab.calls) > calls  # expired answers are asked again
+        assert Membership.objects.get(user_id=scene.olga.id).is_fresh
+        assert ursula.get("runs/get", run_id=run_id)[0] == 200
