@@ -1,0 +1,194 @@
+"""The Django admin shows and controls the membership cache, for Django staff only.
+
+In <g>/team/churn: Ada is a direct Developer (cached as Guest), Max maintains the group <g>/team.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User as DjangoUser
+from django.utils import timezone
+
+from projects.models import GitLabProject, GitLabUser, Membership, TokenFingerprint
+from tests.gitlab_double import GitLabDouble, Project, User
+
+_groups = itertools.count()
+MEMBERSHIPS = "/admin/projects/membership/"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def admin_settings(settings, gitlab):
+    settings.GITLAB_URL = gitlab.url
+    # The staff user's password is hashed for each test: keep that cheap.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.GITLAB_SERVICE_TOKEN = gitlab.add_user("admin-refresher", admin=True).token
+
+
+def cache_membership(project: Project, user: User, level: int, *, expired=False) -> Membership:
+    row, _ = GitLabProject.objects.get_or_create(id=project.id, defaults={"path": project.path})
+    GitLabUser.objects.get_or_create(id=user.id, defaults={"username": user.username})
+    expires = timezone.now() + timedelta(seconds=-1 if expired else 60)
+    return Membership.objects.create(
+        user_id=user.id, project=row, access_level=level, source="project", expires_at=expires
+    )
+
+
+@pytest.fixture
+def team(gitlab: GitLabDouble) -> dict:
+    top = f"adm{next(_groups)}"
+    project, other = gitlab.add_project(f"{top}/team/churn"), gitlab.add_project(f"{top}/x/y")
+    ada, max_ = gitlab.add_user(f"ada-{top}"), gitlab.add_user(f"max-{top}")
+    project.direct[ada.id] = 30
+    gitlab.group_members[(f"{top}/team", max_.id)] = 40
+    return {
+        "project": project,
+        "other": other,
+        "ada": ada,
+        "max": max_,
+        "ada_row": cache_membership(project, ada, 10),
+        "max_row": cache_membership(other, max_, 40, expired=True),
+    }
+
+
+def remember_token(digest: str, user: User) -> None:
+    expires = timezone.now() + timedelta(minutes=1)
+    TokenFingerprint.objects.create(digest=digest, user_id=user.id, expires_at=expires)
+
+
+def listed(response) -> str:
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def act(admin_client, url: str, action: str, *pks) -> str:
+    response = admin_client.post(
+        url, {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True
+    )
+    return listed(response)
+
+
+class TestWhoGetsIn:
+    def test_it_sends_anonymous_visitors_to_the_login_page(self, client):
+        response = client.get(MEMBERSHIPS)
+
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+    def test_it_refuses_users_who_are_not_staff(self, client):
+        client.force_login(DjangoUser.objects.create_user("norm", password="x"))
+
+        response = client.get(MEMBERSHIPS)
+
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
+
+    @pytest.mark.parametrize(
+        "model",
+        [
+            "gitlabproject",
+            "gitlabuser",
+            "membership",
+            "tokenfingerprint",
+            "cijob",
+            "webhookdelivery",
+        ],
+    )
+    def test_it_renders_every_list_for_staff(self, admin_client, team, model):
+        assert admin_client.get(f"/admin/projects/{model}/").status_code == 200
+
+
+class TestMembershipList:
+    def test_it_shows_readable_role_names(self, admin_client, team):
+        page = listed(admin_client.get(MEMBERSHIPS))
+
+        assert "Guest" in page
+        assert "Maintainer" in page
+
+    @pytest.mark.parametrize("field", ["username", "path"])
+    def test_it_searches_by_username_and_project_path(self, admin_client, team, field):
+        query = team["ada"].username if field == "username" else team["project"].path
+
+        page = listed(admin_client.get(MEMBERSHIPS, {"q": query}))
+
+        assert team["ada"].username in page
+        assert team["max"].username not in page
+
+    @pytest.mark.parametrize(
+        ("query", "shown"),
+        [
+            pytest.param({"access_level__exact": "40"}, "max", id="role"),
+            pytest.param({"expired": "yes"}, "max", id="expired"),
+            pytest.param({"expired": "no"}, "ada", id="fresh"),
+        ],
+    )
+    def test_it_filters(self, admin_client, team, query, shown):
+        page = listed(admin_client.get(MEMBERSHIPS, query))
+
+        hidden = "ada" if shown == "max" else "max"
+        assert team[shown].username in page
+        assert team[hidden].username not in page
+
+    def test_it_filters_by_project(self, admin_client, team):
+        page = listed(admin_client.get(MEMBERSHIPS, {"project__id__exact": team["project"].id}))
+
+        assert team["ada"].username in page
+        assert team["max"].username not in page
+
+
+class TestActions:
+    def test_it_refreshes_from_gitlab_now(self, admin_client, team):
+        page = act(admin_client, MEMBERSHIPS, "refresh_from_gitlab", team["ada_row"].pk)
+
+        refreshed = Membership.objects.get(pk=team["ada_row"].pk)
+        assert (refreshed.access_level, refreshed.source) == (30, "project")
+        assert refreshed.is_fresh
+        assert "1 memberships refreshed from GitLab (1 changed)" in page
+
+    def test_it_says_clearly_that_refreshing_needs_the_service_token(
+        self, admin_client, team, settings
+    ):
+        settings.GITLAB_SERVICE_TOKEN = ""
+
+        page = act(admin_client, MEMBERSHIPS, "refresh_from_gitlab", team["ada_row"].pk)
+
+        assert "Set GITLAB_SERVICE_TOKEN" in page
+        assert Membership.objects.get(pk=team["ada_row"].pk).access_level == 10
+
+    def test_it_invalidates(self, admin_client, team):
+        page = act(admin_client, MEMBERSHIPS, "invalidate", team["ada_row"].pk)
+
+        assert not Membership.objects.filter(pk=team["ada_row"].pk).exists()
+        assert Membership.objects.filter(pk=team["max_row"].pk).exists()
+        assert "1 memberships forgotten" in page
+
+    def test_it_refreshes_a_project_and_follows_its_rename(self, admin_client, gitlab, team):
+        gitlab.rename(team["project"], team["project"].path + "-renamed")
+        team["project"].archived = True
+
+        projects = "/admin/projects/gitlabproject/"
+        act(admin_client, projects, "refresh_from_gitlab", team["project"].id)
+
+        project = GitLabProject.objects.get(id=team["project"].id)
+        assert (project.path, project.archived) == (team["project"].path, True)
+        assert Membership.objects.get(pk=team["ada_row"].pk).access_level == 30
+
+    def test_it_invalidates_a_users_memberships_and_tokens(self, admin_client, team):
+        remember_token("e" * 64, team["ada"])
+
+        act(admin_client, "/admin/projects/gitlabuser/", "invalidate", team["ada"].id)
+
+        assert not Membership.objects.filter(user_id=team["ada"].id).exists()
+        assert not TokenFingerprint.objects.filter(user_id=team["ada"].id).exists()
+        assert Membership.objects.filter(user_id=team["max"].id).exists()
+
+    def test_it_invalidates_token_fingerprints(self, admin_client, team):
+        remember_token("f" * 64, team["ada"])
+
+        act(admin_client, "/admin/projects/tokenfingerprint/", "invalidate", "f" * 64)
+
+        assert not TokenFingerprint.objects.exists()
