@@ -29,6 +29,8 @@ def _configure_environment() -> None:
             # Host, origin and CORS checks are Django's job here (ALLOWED_HOSTS, CSRF); MLflow's
             # own would refuse every public Host header.
             "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE": "true",
+            # Too long a tag or param value is a 400, not silently cut to MLflow's limit.
+            "MLFLOW_TRUNCATE_LONG_VALUES": "false",
         }
     )
 

@@ -17,6 +17,24 @@ from mlflow_bridge.errors import BridgeError
 from mlflow_bridge.routes import Route
 
 DEFAULT_EXPERIMENT = "0"
+# MLflow stores experiment and registered model names in VARCHAR(256) columns: SQLite would
+# take longer names, PostgreSQL would fail with a 500.
+MAX_NAME_LENGTH = 256
+
+
+def _contains_nul(value: object) -> bool:
+    """PostgreSQL cannot store NUL in text: refuse it everywhere, on every database."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
+def _refuse_nul() -> BridgeError:
+    return BridgeError("INVALID_PARAMETER_VALUE", "NUL characters are not allowed in requests.")
 
 
 class RequestRewriter:
@@ -33,11 +51,19 @@ class RequestRewriter:
         if key == "experiment_ids" and isinstance(value, list):
             return [self._value("experiment_id", item) for item in value]
         if key in self._names and isinstance(value, str):
+            if len(value) > MAX_NAME_LENGTH:
+                raise BridgeError(
+                    "INVALID_PARAMETER_VALUE",
+                    f"'{key}' is {len(value)} characters long; names are limited to "
+                    f"{MAX_NAME_LENGTH}.",
+                )
             return self._suffix.sub("", value)
         return value
 
     def query_string(self, query_string: str) -> str:
         pairs = parse_qsl(query_string, keep_blank_values=True)
+        if _contains_nul([item for pair in pairs for item in pair]):
+            raise _refuse_nul()
         rewritten = [(key, self._value(key.removesuffix("[]"), value)) for key, value in pairs]
         # experiment_ids may repeat in a query string: each one is a single id there.
         rewritten = [
@@ -56,6 +82,8 @@ class RequestRewriter:
             raise BridgeError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}")
         if not isinstance(document, dict):
             raise BridgeError("MALFORMED_REQUEST", "The request body must be a JSON object.")
+        if _contains_nul(document):
+            raise _refuse_nul()
         rewritten = {key: self._value(key, value) for key, value in document.items()}
         if rewritten == document:
             return body, document

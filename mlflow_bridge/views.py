@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import dispatch, mlflow_app, ownership, storage
+from mlflow_bridge import dispatch, messages, mlflow_app, ownership, storage
 from mlflow_bridge.authentication import (
     GitLabTokenAuthentication,
     tag_job_run,
@@ -72,6 +72,14 @@ def _mlflow_serves(path: str) -> bool:
     except HTTPException as exc:
         return exc.code == 405
     return True
+
+
+def _encodes_a_slash(request: HttpRequest, project_path: str) -> bool:
+    """GitLab path segments never contain "/": `ml%2Fteam/proj` names no project."""
+    raw_uri = request.META.get("RAW_URI") or request.META.get("REQUEST_URI") or ""
+    raw_location = raw_uri.split("?", 1)[0].split("/mlflow/", 1)[-1]
+    raw_project = "/".join(raw_location.split("/")[: project_path.count("/") + 1])
+    return "%2f" in raw_project.lower()
 
 
 def check_permissions(request: HttpRequest) -> None:
@@ -165,7 +173,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
             request.get_full_path().replace(request.path, request.path + "/", 1),
             preserve_request=True,
         )
-    if not project_path or "" in project_path.split("/"):
+    if not project_path or "" in project_path.split("/") or _encodes_a_slash(request, project_path):
         raise not_found()
 
     authenticated = GitLabTokenAuthentication().authenticate(request)
@@ -199,6 +207,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     )
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
+    ownership.check_references(path_arguments, project.workspace)
     if "artifact_path" in path_arguments:
         storage.check_artifact_path(
             path_arguments["artifact_path"], deleting=request.method == "DELETE"
@@ -206,6 +215,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     body = None
     if request.method in METHODS_WITH_BODY and not carries_file(rule):
         body, document = rewriter.json_body(read_json_body(request))
+        messages.check_parses(request.method, rule.rule, document)
         check_required(route, document)
         check_contents(document, project.workspace)
         body = tag_job_run(project_access, route, body, document)

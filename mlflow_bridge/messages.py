@@ -1,0 +1,46 @@
+"""MLflow's request messages (protobuf), to refuse a body MLflow would only half-read.
+
+When MLflow cannot parse a body into its request message, it checks the top-level fields
+only and goes on with what it parsed: a log-batch whose second metric has a text value
+writes that metric as 0.0 at timestamp 0. The bridge parses each body as MLflow would,
+first, and answers 400 instead.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from google.protobuf.json_format import ParseError
+from google.protobuf.message import Message
+
+from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.routes import table_key
+
+
+@cache
+def _message_classes() -> dict[tuple[str, str], type[Message]]:
+    """(method, table key) -> request message class, for MLflow's protobuf services."""
+    from mlflow.protos.mlflow_artifacts_pb2 import MlflowArtifactsService
+    from mlflow.protos.model_registry_pb2 import ModelRegistryService
+    from mlflow.protos.service_pb2 import MlflowService
+    from mlflow.server.handlers import get_service_endpoints
+
+    classes = {}
+    for service in (MlflowService, ModelRegistryService, MlflowArtifactsService):
+        for path, message_class, methods in get_service_endpoints(service, lambda cls: cls):
+            for method in methods:
+                classes[(method, table_key(path))] = message_class
+    return classes
+
+
+def check_parses(method: str, rule: str, document: dict) -> None:
+    """Refuse a JSON body that does not parse into the route's MLflow request message."""
+    from mlflow.utils.proto_json_utils import parse_dict
+
+    message_class = _message_classes().get((method, table_key(rule)))
+    if message_class is None or not document:
+        return
+    try:
+        parse_dict(document, message_class())
+    except ParseError as exc:
+        raise BridgeError("INVALID_PARAMETER_VALUE", f"Invalid request body: {exc}")

@@ -1,0 +1,181 @@
+"""Bad input gets a clear 4xx MLflow-style JSON error: never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlflow_bridge.routes import ROUTES
+from tests.api import Api
+from tests.security.conftest import raw_request
+
+JSON = "application/json"
+
+
+def assert_clear_error(response, status: int | tuple[int, ...] = (400, 404, 413)) -> None:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in statuses, (response.status_code, response.text[:300])
+    body = response.json()
+    assert isinstance(body["error_code"], str) and body["error_code"]
+    assert isinstance(body["message"], str) and body["message"]
+
+
+@pytest.fixture(scope="module")
+def writer(gunicorn_server, gitlab) -> Api:
+    """Wendy, Developer of her own fresh project, where bad input must leave no trace."""
+    project = gitlab.add_project("ml/bad-input/sandbox")
+    wendy = gitlab.add_user("wendy")
+    project.direct[wendy.id] = 30
+    return Api(gunicorn_server.tracking_uri(project.path), wendy.token)
+
+
+@pytest.fixture(scope="module")
+def run_id(writer) -> str:
+    experiment_id = writer.ok("POST", "api/2.0/mlflow/experiments/create",
+                              json={"name": "bad-input"})["experiment_id"]  # fmt: skip
+    return writer.ok("POST", "api/2.0/mlflow/runs/create",
+                     json={"experiment_id": experiment_id})["run"]["info"]["run_id"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("runs/create", b"{not json", id="malformed JSON"),
+        pytest.param("runs/create", b"[1, 2, 3]", id="JSON array"),
+        pytest.param("runs/create", b'{"experiment_id": "\xff\xfe"}', id="not UTF-8"),
+        pytest.param("experiments/create", b'{"name": 42}', id="wrong type"),
+        pytest.param("experiments/create", b"{}", id="missing field"),
+        pytest.param("experiments/create", b'{"name": "a\\u0000b"}', id="NUL byte"),
+        pytest.param("experiments/create", json.dumps({"name": "n" * 100_000}).encode(),
+                     id="very long name"),
+        pytest.param("runs/log-metric", b'{"run_id": "nope", "key": "k", "value": "abc"}',
+                     id="unknown run"),
+        pytest.param("experiments/get-by-name", b"", id="wrong method"),
+    ],
+)  # fmt: skip
+def test_it_answers_bad_bodies_with_a_clear_4xx(path, body, writer):
+    response = writer.call("POST", f"api/2.0/mlflow/{path}", data=body,
+                           headers={"Content-Type": JSON})  # fmt: skip
+
+    assert_clear_error(response, (400, 404, 405))
+
+
+def test_it_refuses_wrong_types_and_long_values_on_a_run(writer, run_id):
+    cases = [
+        {"run_id": run_id, "key": "k", "value": "not a number", "timestamp": 1},
+        {"run_id": run_id, "key": "k" * 100_000, "value": 1, "timestamp": 1},
+        {"run_id": run_id, "key": {"nested": True}, "value": 1, "timestamp": 1},
+        {"run_id": run_id, "key": "k", "value": 1, "timestamp": "yesterday"},
+    ]
+    for body in cases:
+        assert_clear_error(writer.post("runs/log-metric", body))
+    tag = {"run_id": run_id, "key": "t", "value": "v" * 10_000_000}
+    assert_clear_error(writer.post("runs/set-tag", tag))
+
+    run = writer.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})["run"]
+    assert run["data"].get("metrics", []) == []
+    assert [t for t in run["data"].get("tags", []) if not t["key"].startswith("mlflow.")] == []
+
+
+def test_it_writes_nothing_of_a_batch_with_one_bad_item(writer, run_id):
+    batch = {"run_id": run_id, "metrics": [
+        {"key": "good", "value": 1, "timestamp": 1, "step": 0},
+        {"key": "bad", "value": "NaN-ish", "timestamp": 1, "step": 0}]}  # fmt: skip
+
+    assert_clear_error(writer.post("runs/log-batch", batch))
+
+    run = writer.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})["run"]
+    assert run["data"].get("metrics", []) == []
+
+
+def test_it_ignores_unknown_fields(writer, run_id):
+    response = writer.post("runs/set-tag", {"run_id": run_id, "key": "k2", "value": "v",
+                                            "surprise": {"deep": [1, 2]}})  # fmt: skip
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        pytest.param("/mlflow/ml/t%C3%ABam/pr%C3%B6j/tracking/api/2.0/mlflow/experiments/search",
+                     id="unicode project path"),
+        pytest.param("/mlflow/ml%2Fbad-input/sandbox/tracking/api/2.0/mlflow/experiments/search",
+                     id="%2F inside the project path"),
+        pytest.param("/mlflow/ml//sandbox/tracking/api/2.0/mlflow/experiments/search",
+                     id="empty segment"),
+        pytest.param("/mlflow/tracking/api/2.0/mlflow/experiments/search", id="no project"),
+    ],
+)  # fmt: skip
+def test_it_answers_odd_project_paths_with_a_json_404(raw_path, gunicorn_server, writer):
+    token = writer.session.headers["Authorization"].removeprefix("Bearer ")
+
+    status, body = raw_request(gunicorn_server.url, "GET", raw_path, token)
+
+    assert status == 404
+    assert json.loads(body)["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_it_answers_head_and_options_on_every_route_without_a_500(writer):
+    for route in ROUTES:
+        path = route.rule.replace("<path:", "<").lstrip("/")
+        path = "/".join("x" if part.startswith("<") else part for part in path.split("/"))
+        if route.rule.startswith(("/2.0", "/3.0")):
+            path = f"api/{path}"
+        for method in ("HEAD", "OPTIONS"):
+            response = writer.call(method, path)
+            # 501: MLflow's own "this artifact store cannot presign URLs" (local storage).
+            assert response.status_code < 500 or (
+                response.status_code == 501 and "presigned" in route.rule
+            ), (method, route.rule, response.status_code)
+
+
+FIELDS = ["name", "experiment_id", "run_id", "key", "value", "timestamp", "step", "tags",
+          "metrics", "params", "source", "version", "description", "new_name"]  # fmt: skip
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELDS + ["key", "value"]), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+bodies = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6)
+WRITE_ROUTES = ["experiments/create", "runs/create", "runs/log-metric", "runs/log-batch",
+                "runs/set-tag", "registered-models/create", "model-versions/create",
+                "experiments/set-experiment-tag"]  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(route=st.sampled_from(WRITE_ROUTES), body=bodies)
+def test_it_never_fails_with_a_500_on_generated_bodies(route, body, writer):
+    response = writer.post(route, body)
+
+    assert response.status_code < 500, (route, body, response.text[:300])
+    if response.status_code != 200:
+        assert "error_code" in response.json()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(writes=st.lists(st.tuples(st.sampled_from(["tag-a", "tag-b"]), json_values), max_size=6))
+def test_it_keeps_exactly_what_accepted_tag_writes_wrote(writes, writer, run_id):
+    expected = {t["key"]: t["value"] for t in writer.ok("GET", "api/2.0/mlflow/runs/get",
+                params={"run_id": run_id})["run"]["data"].get("tags", [])}  # fmt: skip
+    for key, value in writes:
+        response = writer.post("runs/set-tag", {"run_id": run_id, "key": key, "value": value})
+        assert response.status_code < 500
+        if response.status_code == 200:
+            # MLflow reads a JSON null as the empty string; other non-strings are refused.
+            expected[key] = "" if value is None else value
+
+    after = writer.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})
+    assert {t["key"]: t["value"] for t in after["run"]["data"].get("tags", [])} == expected
