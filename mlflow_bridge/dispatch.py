@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
 from mlflow_bridge.mlflow_app import flask_app
@@ -106,7 +106,18 @@ class _InWorkspace:
                 close()
 
 
-def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse:
+def _is_json(headers: list[tuple[str, str]]) -> bool:
+    return any(
+        name.lower() == "content-type" and "json" in value.lower() for name, value in headers
+    )
+
+
+def _close(body: Iterable[bytes]) -> None:
+    if close := getattr(body, "close", None):
+        close()
+
+
+def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonResponse:
     """Run MLflow's WSGI app for one request and stream its response back through Django."""
     started: dict = {}
 
@@ -118,6 +129,14 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse:
     with ServerWorkspaceContext(workspace):
         body = flask_app().wsgi_app(environ, start_response)
     code, _, reason = started["status"].partition(" ")
+    if int(code) == 500 and not _is_json(started["headers"]):
+        # An exception MLflow did not handle: Flask's HTML page helps no client. Flask has
+        # already logged the traceback.
+        _close(body)
+        return JsonResponse(
+            {"error_code": "INTERNAL_ERROR", "message": "MLflow failed on this request."},
+            status=500,
+        )
     response = StreamingHttpResponse(_InWorkspace(body, workspace), status=int(code), reason=reason)
     del response["Content-Type"]
     for name, value in started["headers"]:

@@ -142,3 +142,20 @@ class TestHealth:
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "django_database": "ok",
                                    "mlflow_database": "ok"}  # fmt: skip
+
+
+class TestMlflowFailures:
+    @responses.activate
+    def test_it_answers_an_unhandled_mlflow_exception_in_json(self, client, monkeypatch):
+        from mlflow_bridge.mlflow_app import flask_app
+
+        def broken():
+            raise RuntimeError("boom")
+
+        answer_gitlab()
+        monkeypatch.setitem(flask_app().view_functions, "health", broken)
+
+        response = client.get("/mlflow/ml/team/proj/tracking/health", **AUTH)
+
+        assert response.status_code == 500
+        assert response.json()["error_code"] == "INTERNAL_ERROR"
