@@ -5,7 +5,8 @@ them first. The bridge refuses, before MLflow sees them: dot segments (also perc
 once or twice), backslashes, NUL bytes, absolute paths, and deleting the root.
 
 MLflow also reads some tags as storage locations (a trace's `mlflow.artifactLocation` says
-where its spans are read from). Clients may not set or change those, at creation or later.
+where its spans are read from). Clients may not set or change those, at creation or later;
+nor the tags that record which CI job created a run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import posixpath
 import re
 from urllib.parse import unquote
 
+from mlflow_bridge.authentication import JOB_TAG_KEYS
 from mlflow_bridge.errors import BridgeError
 
 # Request fields (query or JSON) that hold an artifact path.
@@ -81,9 +83,10 @@ def _tag_keys(document: object):
 
 
 def check_reserved_tags(document: dict[str, object]) -> None:
+    """Refuse storage-location tags, and the CI job tags only the bridge sets (tag_job_run)."""
     for key in _tag_keys(document):
-        if RESERVED_TAG.match(key):
+        if RESERVED_TAG.match(key) or key in JOB_TAG_KEYS:
             raise BridgeError(
                 "INVALID_PARAMETER_VALUE",
-                f"Tag {key!r} tells MLflow where data is stored and is set by the server only.",
+                f"Tag {key!r} is set by the server only (a storage location or CI job provenance).",
             )

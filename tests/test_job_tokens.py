@@ -233,7 +233,7 @@ class TestInProcess:
 
         assert status == 200
 
-    def test_it_tags_runs_with_the_job_whatever_the_client_sent(self, client, gitlab, ci, settings):
+    def test_it_tags_runs_with_the_job(self, client, gitlab, ci, settings):
         settings.CI_JOB_TOKEN_DEFAULT_ROLE = "developer"
         job = gitlab.add_job(ci.project, ci.cindy)
         tracking = Tracking(client, ci.project.path, job.token)
@@ -241,13 +241,25 @@ class TestInProcess:
 
         _, created = tracking.post("runs/create", {
             "experiment_id": experiment["experiment_id"],
-            "tags": [{"key": "gitlab.job_url", "value": "https://forged"},
-                     {"key": "mine", "value": "kept"}]})  # fmt: skip
+            "tags": [{"key": "mine", "value": "kept"}]})  # fmt: skip
 
         tags = {tag["key"]: tag["value"] for tag in created["run"]["data"]["tags"]}
         assert tags["gitlab.job_url"] == f"{gitlab.url}/{ci.project.path}/-/jobs/{job.id}"
         assert tags["gitlab.pipeline_id"] == str(job.pipeline_id)
         assert tags["mine"] == "kept"
+
+    def test_it_refuses_job_tags_a_client_sends_itself(self, client, gitlab, ci, settings):
+        settings.CI_JOB_TOKEN_DEFAULT_ROLE = "developer"
+        job = gitlab.add_job(ci.project, ci.cindy)
+        tracking = Tracking(client, ci.project.path, job.token)
+        _, experiment = tracking.post("experiments/create", {"name": unique("forged")})
+
+        status, answer = tracking.post("runs/create", {
+            "experiment_id": experiment["experiment_id"],
+            "tags": [{"key": "gitlab.job_url", "value": "https://forged"}]})  # fmt: skip
+
+        assert status == 400
+        assert "set by the server only" in answer["message"]
 
     def test_it_does_not_tag_runs_of_personal_tokens(self, client, ci):
         tracking = Tracking(client, ci.project.path, ci.cindy.token)

@@ -110,6 +110,9 @@ def test_it_refuses_a_graphql_request_without_a_query(attacker):
          {"tags": [{"key": "mlflow.artifactLocation", "value": "s3://x"}]}),
         ("POST", "api/3.0/mlflow/traces",
          {"trace": {"trace_info": {"tags": {"mlflow.trace.archiveLocation": "s3://x"}}}}),
+        ("POST", "api/2.0/mlflow/runs/set-tag", {"key": "gitlab.job_url", "value": "forged"}),
+        ("POST", "api/2.0/mlflow/runs/create",
+         {"tags": [{"key": "gitlab.pipeline_id", "value": "1"}]}),
     ],
 )  # fmt: skip
 def test_it_refuses_storage_location_tags(method, path, body, attacker, project_b):
