@@ -14,9 +14,9 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import dispatch, messages, mlflow_app, ownership, storage
+from mlflow_bridge import dispatch, messages, mlflow_app, ownership, storage, workspaces
 from mlflow_bridge.authentication import (
-    GitLabTokenAuthentication,
+    authenticate,
     tag_job_run,
     token_refused,
     unauthenticated,
@@ -176,7 +176,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
     if not project_path or "" in project_path.split("/") or _encodes_a_slash(request, project_path):
         raise not_found()
 
-    authenticated = GitLabTokenAuthentication().authenticate(request)
+    authenticated = authenticate(request)
     if authenticated is None:
         raise unauthenticated(
             "Authentication required: set MLFLOW_TRACKING_TOKEN to a GitLab token "
@@ -184,8 +184,14 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
         )
     user, token = authenticated
     project_access = access.access_to(token, user, project_path)
-    if project_access is None or not project_access.can_read:
+    if (
+        project_access is None
+        or not project_access.can_read
+        or not access.is_served(project_access.project)
+    ):
         raise not_found()
+    if ui_answer := workspaces.answer(request.method, rest, project_access.project):
+        return ui_answer
 
     matched = match_mlflow_rule(rest, request.method)
     if matched is None:

@@ -228,3 +228,11 @@ def remember_membership(
             user=user, project=project, defaults=defaults
         )
     return membership
+
+
+def is_served(project: GitLabProject | gitlab.GitLabProject) -> bool:
+    """Whether the service is open to a project: it carries every GITLAB_MANDATORY_TOPICS.
+
+    A project that is not served does not exist here, for everyone: 404, as a missing one.
+    """
+    return set(settings.GITLAB_MANDATORY_TOPICS) <= set(project.topics or ())

@@ -127,7 +127,10 @@ def start_live_server(
 
 @pytest.fixture(scope="session")
 def gunicorn_server(tmp_path_factory, gitlab) -> LiveServer:
-    server, process = start_live_server(tmp_path_factory.mktemp("live"), gitlab.url)
+    # Browsers log in through the double's OAuth provider (tests/sessions.py).
+    server, process = start_live_server(
+        tmp_path_factory.mktemp("live"), gitlab.url, **gitlab.oauth.settings
+    )
     yield server
     process.terminate()
     process.wait(timeout=30)

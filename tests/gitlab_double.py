@@ -3,17 +3,22 @@
 It knows users (by token), groups (by full path), projects (by id and path) and memberships:
 direct project members, group members (inherited by subgroups and their projects), and
 members through a shared group, which GitLab shows only in members/all. Administrators see
-every project. CI jobs answer GET /job to their JOB-TOKEN while they run.
+every project. CI jobs answer GET /job to their JOB-TOKEN while they run. Its OAuth provider
+(`double.oauth`) logs browsers in as a chosen user and issues, refreshes and revokes tokens;
+GET /projects?membership=true lists a user's projects in keyset pages.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 
 @dataclass
@@ -61,6 +66,8 @@ class GitLabDouble:
         self.redirects: dict[str, int] = {}  # old path -> project id, after rename(keep_old=True)
         self.calls: list[tuple[str, str]] = []
         self.down = False  # when True every API call answers 503
+        self.oauth = OAuthProvider()
+        self.max_per_page = 100  # GitLab's cap on list pages; lower it to test pagination
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -179,7 +186,7 @@ class GitLabDouble:
             if job is None or job.status != "running":
                 return 401, {"message": "401 Unauthorized"}
             return 200, self.job_body(job)
-        user = self.users.get(token or "")
+        user = self.users.get(token or "") or self.oauth.user_for(token)
         if user is None:
             return 401, {"message": "401 Unauthorized"}
         if path == "/api/v4/user":
@@ -224,21 +231,196 @@ class GitLabDouble:
             return 404, {"message": "404 Not found"}
         return 200, {"id": int(parts[3]), "access_level": level, "state": "active"}
 
+    def project_list(self, token: str | None, query: dict[str, str]) -> tuple[int, object, dict]:
+        """GET /projects?membership=true&min_access_level=N&pagination=keyset&order_by=id:
+        the user's projects by id, a page at a time, with a Link header to the next page."""
+        if self.down:
+            return 503, {"message": "503 Service Unavailable"}, {}
+        user = self.users.get(token or "") or self.oauth.user_for(token)
+        if user is None:
+            return 401, {"message": "401 Unauthorized"}, {}
+        minimum = int(query.get("min_access_level") or 0)
+        per_page = min(int(query.get("per_page") or 20), self.max_per_page)
+        after = int(query.get("id_after") or 0)
+        found = [
+            project
+            for project in sorted(self.projects.values(), key=lambda project: project.id)
+            if project.id > after and self._effective_level(project, user) >= max(minimum, 10)
+        ]
+        page = found[:per_page]
+        headers = {}
+        if len(found) > per_page:
+            following = urlencode({**query, "id_after": page[-1].id})
+            headers["Link"] = f'<{self.url}/api/v4/projects?{following}>; rel="next"'
+        return 200, [self.project_body(project, user) for project in page], headers
+
+
+@dataclass
+class Grant:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_at: float
+    revoked: bool = False
+
+
+class OAuthProvider:
+    """GitLab as an OAuth 2 provider for one application, approving as `login_as`.
+
+    Access tokens live `token_lifetime` seconds. A refresh rotates both tokens and kills the
+    old refresh token (the old access token lives on until it expires), as GitLab does.
+    """
+
+    client_id = "sharinghub-mlflow-test"
+    client_secret = "double-client-secret"
+
+    def __init__(self) -> None:
+        self.login_as: User | None = None  # None: the user denies access
+        self.token_lifetime = 7200
+        self.refresh_delay = 0.0  # seconds a refresh takes, to widen races in tests
+        self.refresh_calls = 0
+        self.codes: dict[str, tuple[User, str]] = {}  # code -> (user, redirect_uri)
+        self.grants: list[Grant] = []
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """The service's settings for this application."""
+        return {
+            "GITLAB_OAUTH_CLIENT_ID": self.client_id,
+            "GITLAB_OAUTH_CLIENT_SECRET": self.client_secret,
+        }
+
+    def user_for(self, token: str | None) -> User | None:
+        with self._lock:
+            grant = next((g for g in self.grants if g.access_token == token), None)
+        if grant is None or grant.revoked or grant.expires_at <= time.time():
+            return None
+        return grant.user
+
+    def grant_of(self, user: User) -> Grant | None:
+        """The user's latest grant."""
+        with self._lock:
+            return next((g for g in reversed(self.grants) if g.user is user), None)
+
+    def revoke_all(self, user: User) -> None:
+        """The user revokes the application in GitLab: every token of theirs dies."""
+        with self._lock:
+            for grant in self.grants:
+                if grant.user is user:
+                    grant.revoked = True
+
+    def authorize(self, query: dict[str, str]) -> tuple[int, dict]:
+        """GET /oauth/authorize: approve at once, back to redirect_uri with code and state."""
+        if query.get("client_id") != self.client_id or query.get("response_type") != "code":
+            return 400, {"error": "invalid_client"}
+        state = {"state": query["state"]} if "state" in query else {}
+        if self.login_as is None:
+            answer = {"error": "access_denied", "error_description": "The user denied it.", **state}
+        else:
+            code = secrets.token_hex(16)
+            with self._lock:
+                self.codes[code] = (self.login_as, query.get("redirect_uri", ""))
+            answer = {"code": code, **state}
+        separator = "&" if "?" in query.get("redirect_uri", "") else "?"
+        return 302, {"Location": query.get("redirect_uri", "") + separator + urlencode(answer)}
+
+    def token(self, form: dict[str, str], authorization: str) -> tuple[int, dict]:
+        """POST /oauth/token: grant_type authorization_code or refresh_token."""
+        if authorization.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(authorization[6:]).decode().partition(":")
+            form = {**form, "client_id": client_id, "client_secret": secret}
+        if (form.get("client_id"), form.get("client_secret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            return 401, {"error": "invalid_client"}
+        invalid = {
+            "error": "invalid_grant",
+            "error_description": "The provided authorization grant is invalid, expired, revoked, "
+            "does not match the redirection URI used in the authorization request, or was issued "
+            "to another client.",
+        }
+        if form.get("grant_type") == "authorization_code":
+            with self._lock:
+                user, redirect_uri = self.codes.pop(form.get("code", ""), (None, None))
+            if user is None or redirect_uri != form.get("redirect_uri"):
+                return 400, invalid
+            return 200, self._issue(user)
+        if form.get("grant_type") == "refresh_token":
+            with self._lock:
+                self.refresh_calls += 1
+            time.sleep(self.refresh_delay)
+            with self._lock:
+                grant = next(
+                    (g for g in self.grants if g.refresh_token == form.get("refresh_token")), None
+                )
+                if grant is None or grant.revoked or not grant.refresh_token:
+                    return 400, invalid
+                grant.refresh_token = ""  # rotated: the old refresh token is dead
+            return 200, self._issue(grant.user)
+        return 400, {"error": "unsupported_grant_type"}
+
+    def revoke(self, form: dict[str, str]) -> tuple[int, dict]:
+        """POST /oauth/revoke: the access or refresh token's grant dies."""
+        with self._lock:
+            for grant in self.grants:
+                if form.get("token") in (grant.access_token, grant.refresh_token):
+                    grant.revoked = True
+        return 200, {}
+
+    def _issue(self, user: User) -> dict:
+        grant = Grant(user, secrets.token_hex(32), secrets.token_hex(32),
+                      time.time() + self.token_lifetime)  # fmt: skip
+        with self._lock:
+            self.grants.append(grant)
+        return {"access_token": grant.access_token, "token_type": "Bearer",
+                "expires_in": self.token_lifetime, "refresh_token": grant.refresh_token,
+                "scope": "read_user read_api", "created_at": int(time.time())}  # fmt: skip
+
 
 def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = urlsplit(self.path).path
+            url = urlsplit(self.path)
+            path, query = url.path, {k: v[-1] for k, v in parse_qs(url.query).items()}
+            if path == "/oauth/authorize":
+                status, headers = double.oauth.authorize(query)
+                return self._send(status, {} if status == 302 else headers, headers)
             authorization = self.headers.get("Authorization", "")
             token = authorization.removeprefix("Bearer ") if authorization else None
-            token = token or self.headers.get("PRIVATE-TOKEN")
+            # OAuth tokens also work as ?access_token= (social-core's GitLab backend uses it).
+            token = token or self.headers.get("PRIVATE-TOKEN") or query.get("access_token")
+            headers = {}
             with double._lock:
                 double.calls.append(("GET", path))
-                status, body = double.answer(path, token, self.headers.get("JOB-TOKEN"))
+                if path == "/api/v4/projects":
+                    status, body, headers = double.project_list(token, query)
+                else:
+                    status, body = double.answer(path, token, self.headers.get("JOB-TOKEN"))
+            self._send(status, body, headers)
+
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            with double._lock:
+                double.calls.append(("POST", path))
+            if path == "/oauth/token":
+                status, body = double.oauth.token(form, self.headers.get("Authorization", ""))
+            elif path == "/oauth/revoke":
+                status, body = double.oauth.revoke(form)
+            else:
+                status, body = 404, {"message": "404 Not Found"}
+            self._send(status, body)
+
+        def _send(self, status: int, body: object, headers: dict | None = None) -> None:
             payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 

@@ -1,0 +1,96 @@
+"""What a browser gets from the tracking view that an API client does not.
+
+- A page opened while logged out leads to the login page (then back), not to a 401.
+- A 404 is the HTML 404 page: the same for a project that does not exist and for one the
+  user is not a member of, as the JSON answer is.
+- MLflow's UI (its index.html) gets SharingHub's banner, and a script that keeps the UI on the
+  project's workspace (see workspaces.py) whatever a stale URL or localStorage says.
+
+API clients (anything not asking for HTML, or sending a token) get the bridge's JSON as is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+
+from mlflow_bridge.workspaces import describe
+from projects.access import ProjectAccess
+
+UI_INDEX_RULE = "/"
+
+
+def asks_for_a_page(request: HttpRequest) -> bool:
+    """A browser navigating (address bar, link), as opposed to a script or the UI's own calls."""
+    return (
+        request.method in ("GET", "HEAD")
+        and "text/html" in request.headers.get("Accept", "")
+        and "Authorization" not in request.headers
+    )
+
+
+def for_browsers(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap the tracking view with the browser answers above."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if isinstance(response, JsonResponse):  # the bridge's own answers, not MLflow's
+            return _page_for(request, response) or response
+        route = getattr(request, "route", None)
+        if route is not None and route.rule == UI_INDEX_RULE and request.method == "GET":
+            return with_banner(request, response)
+        return response
+
+    return wrapped
+
+
+def _page_for(request: HttpRequest, response: JsonResponse) -> HttpResponse | None:
+    if response.status_code == 401:
+        if asks_for_a_page(request):
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        if "Sec-Fetch-Mode" in request.headers and "Authorization" not in request.headers:
+            # A browser answers a Basic challenge with its own password dialog: only Bearer.
+            response["WWW-Authenticate"] = 'Bearer realm="mlflow"'
+        return None
+    if response.status_code == 404 and asks_for_a_page(request):
+        return not_found_page(request)
+    return None
+
+
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """The one HTML 404 page: it says nothing about whether the project exists."""
+    return render(request, "404.html", status=404)
+
+
+def with_banner(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """MLflow's index.html with SharingHub's banner and workspace script before </body>."""
+    if response.status_code != 200 or not response.get("Content-Type", "").startswith("text/html"):
+        return response
+    try:
+        page = b"".join(response.streaming_content)
+    finally:
+        response.close()
+    project_access: ProjectAccess = request.project_access
+    banner = render_to_string(
+        "banner.html",
+        {
+            "project": project_access.project,
+            "role": project_access.role,
+            "read_only": not project_access.can_write,
+            "workspace_json": json.dumps(describe(project_access.project)["name"]),
+        },
+        request=request,
+    )
+    page = page.replace(b"</body>", banner.encode() + b"</body>", 1)
+    injected = HttpResponse(page, status=200, content_type=response["Content-Type"])
+    # The page now depends on who asks: never reuse it from a cache.
+    injected["Cache-Control"] = "no-store"
+    return injected

@@ -1,0 +1,136 @@
+"""Pages for people: login, logout, the portal of their projects, each project's connect page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+
+from mlflow_bridge.authentication import GitLabSessionAuthentication
+from mlflow_bridge.browser import not_found_page
+from mlflow_bridge.errors import BridgeError
+from projects import access, gitlab, oauth, portal
+
+TOKEN_SETTINGS_PATH = "/-/user_settings/personal_access_tokens?name=mlflow&scopes=read_api"
+
+
+def safe_next(request: HttpRequest) -> str:
+    """Where to go after login: `next` when it is a page of this site, else the portal."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("portal")
+
+
+def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Views for logged-in users: sets `request.gitlab_user` and `request.gitlab_token`.
+
+    Logged out (or logged in without GitLab, as a local admin): the login page, then back.
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            authenticated = GitLabSessionAuthentication().authenticate(request)
+        except BridgeError:
+            authenticated = None  # the login expired: the session is gone, with a message
+        except gitlab.GitLabUnavailable:
+            return render(request, "unavailable.html", status=503)
+        if authenticated is None:
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        request.gitlab_user, request.gitlab_token = authenticated
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def login_page(request: HttpRequest) -> HttpResponse:
+    """The "Log in with GitLab" button: a POST to social-auth's begin view (it requires POST and
+    Django's CSRF token, so no other site can start a login). LOGIN_AUTO_REDIRECT submits it
+    at once, unless there is a message to read (logged out, login failed or expired)."""
+    next_url = safe_next(request)
+    if request.user.is_authenticated and oauth.gitlab_login(request.user) is not None:
+        return redirect(next_url)
+    configured = bool(settings.GITLAB_OAUTH_CLIENT_ID)
+    return render(
+        request,
+        "login.html",
+        {
+            "begin_url": reverse("social:begin", args=["gitlab"]),
+            "next": next_url,
+            "configured": configured,
+            "auto_submit": settings.LOGIN_AUTO_REDIRECT
+            and configured
+            and not len(messages.get_messages(request)),
+            "gitlab_url": settings.GITLAB_URL,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def logout_page(request: HttpRequest) -> HttpResponse:
+    """GET asks to confirm; POST (with Django's CSRF token) logs out."""
+    if request.method == "POST":
+        oauth.log_out(
+            request, "You are logged out of SharingHub MLflow. Your GitLab session is unchanged."
+        )
+        return redirect("login")
+    return render(request, "logout.html")
+
+
+def root(request: HttpRequest) -> HttpResponse:
+    return redirect("portal")
+
+
+@with_gitlab_session
+def portal_page(request: HttpRequest) -> HttpResponse:
+    search = request.GET.get("q", "")
+    try:
+        rows = portal.rows(request.gitlab_token, request.gitlab_user.id, search)
+    except gitlab.GitLabUnavailable:
+        return render(request, "unavailable.html", status=503)
+    return render(
+        request,
+        "portal.html",
+        {"rows": rows, "search": search, "mandatory_topics": settings.GITLAB_MANDATORY_TOPICS},
+    )
+
+
+@with_gitlab_session
+def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
+    try:
+        project_access = access.access_to(request.gitlab_token, request.gitlab_user, project_path)
+    except gitlab.GitLabUnavailable:
+        return render(request, "unavailable.html", status=503)
+    if (
+        project_access is None
+        or not project_access.can_read
+        or not access.is_served(project_access.project)
+    ):
+        return not_found_page(request)
+    project = project_access.project
+    tracking_path = f"/mlflow/{project.path}/tracking/"
+    return render(
+        request,
+        "connect.html",
+        {
+            "project": project,
+            "role": project_access.role,
+            "read_only": not project_access.can_write,
+            "tracking_path": tracking_path,
+            "tracking_uri": request.build_absolute_uri(tracking_path),
+            "experiment": project.name or project.path.rsplit("/", 1)[-1],
+            "token_url": settings.GITLAB_URL + TOKEN_SETTINGS_PATH,
+            "project_token_url": f"{settings.GITLAB_URL}/{project.path}/-/settings/access_tokens",
+        },
+    )

@@ -1,0 +1,90 @@
+"""The portal's counts, read from MLflow's database: one grouped query per kind of object."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import event
+
+from mlflow_bridge import mlflow_app
+from mlflow_bridge.activity import activity_of
+
+_ids = itertools.count(900_000)
+
+
+@pytest.fixture
+def stores():
+    mlflow_app.flask_app()
+    from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
+
+    return _get_tracking_store(), _get_model_registry_store()
+
+
+def workspace_with(stores, experiments: int, runs: int, models: int, prompts: int = 0) -> str:
+    from mlflow.utils.workspace_context import ServerWorkspaceContext
+
+    tracking, registry = stores
+    workspace = f"p-{next(_ids)}"
+    mlflow_app.ensure_workspace(workspace, description="test")
+    with ServerWorkspaceContext(workspace):
+        ids = [tracking.create_experiment(f"e{i}") for i in range(experiments)]
+        for i in range(runs):
+            tracking.create_run(ids[0], user_id="u", start_time=1_700_000_000_000 + i,
+                                tags=[], run_name=f"r{i}")  # fmt: skip
+        for i in range(models):
+            registry.create_registered_model(f"m{i}")
+        for i in range(prompts):  # a prompt is a registered model with this tag
+            registry.create_registered_model(f"prompt{i}", tags=[_prompt_tag()])
+    return workspace
+
+
+def _prompt_tag():
+    from mlflow.entities.model_registry import RegisteredModelTag
+    from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
+
+    return RegisteredModelTag(IS_PROMPT_TAG_KEY, "true")
+
+
+def test_it_counts_experiments_runs_and_models_per_workspace(stores):
+    busy = workspace_with(stores, experiments=2, runs=3, models=1)
+    quiet = workspace_with(stores, experiments=1, runs=0, models=0)
+
+    found = activity_of([busy, quiet, "p-does-not-exist"])
+
+    assert (found[busy].experiments, found[busy].runs, found[busy].models) == (2, 3, 1)
+    assert (found[quiet].experiments, found[quiet].runs, found[quiet].models) == (1, 0, 0)
+    assert "p-does-not-exist" not in found
+    assert found[busy].last_activity is not None
+
+
+def test_it_leaves_prompts_and_deleted_experiments_out(stores):
+    from mlflow.utils.workspace_context import ServerWorkspaceContext
+
+    workspace = workspace_with(stores, experiments=2, runs=0, models=1, prompts=2)
+    with ServerWorkspaceContext(workspace):
+        tracking = stores[0]
+        tracking.delete_experiment(tracking.get_experiment_by_name("e1").experiment_id)
+
+    found = activity_of([workspace])[workspace]
+
+    assert (found.experiments, found.models) == (1, 1)
+
+
+def test_it_makes_one_query_per_kind_whatever_the_number_of_projects(stores):
+    workspaces = [workspace_with(stores, experiments=1, runs=1, models=1) for _ in range(4)]
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    engines = {stores[0].engine, stores[1].engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        activity_of(workspaces)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+
+    assert len(statements) == 3
