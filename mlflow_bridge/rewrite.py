@@ -82,7 +82,9 @@ class RequestRewriter:
             raise BridgeError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}")
         if not isinstance(document, dict):
             raise BridgeError("MALFORMED_REQUEST", "The request body must be a JSON object.")
-        if _contains_nul(document):
+        # JSON can only spell NUL as an escape (a raw NUL byte is invalid JSON): look for it
+        # in the text first, and walk the document only when it might be there.
+        if b"\\u0000" in body and _contains_nul(document):
             raise _refuse_nul()
         rewritten = {key: self._value(key, value) for key, value in document.items()}
         if rewritten == document:

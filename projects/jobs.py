@@ -77,6 +77,8 @@ def remember_job(token: str, digest: str) -> GitLabUser:
 
 def job_of(token: str) -> CIJob | None:
     """The CI job a token belongs to, as remembered by `remember_job`; None for other tokens."""
+    if not may_be_job_token(token):
+        return None  # A personal, project, group or OAuth-app token: no query on the hot path.
     digest = TokenFingerprint.digest_of(token)
     return CIJob.objects.filter(fingerprints__digest=digest).first()
 
