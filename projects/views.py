@@ -35,7 +35,8 @@ def safe_next(request: HttpRequest) -> str:
 def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Views for logged-in users: sets `request.gitlab_user` and `request.gitlab_token`.
 
-    Logged out (or logged in without GitLab, as a local admin): the login page, then back.
+    Logged out (or logged in without GitLab, as a local admin): the login page, then back. A
+    token GitLab refuses ends the session; GitLab not answering is a 503 page.
     """
 
     @wraps(view)
@@ -49,7 +50,13 @@ def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., Http
         if authenticated is None:
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         request.gitlab_user, request.gitlab_token = authenticated
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except gitlab.TokenRejected:
+            oauth.log_out(request, "GitLab refused your login: log in again.", messages.WARNING)
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        except gitlab.GitLabUnavailable:
+            return render(request, "unavailable.html", status=503)
 
     return wrapped
 
@@ -95,10 +102,7 @@ def root(request: HttpRequest) -> HttpResponse:
 @with_gitlab_session
 def portal_page(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "")
-    try:
-        rows = portal.rows(request.gitlab_token, request.gitlab_user.id, search)
-    except gitlab.GitLabUnavailable:
-        return render(request, "unavailable.html", status=503)
+    rows = portal.rows(request.gitlab_token, request.gitlab_user.id, search)
     return render(
         request,
         "portal.html",
@@ -108,10 +112,7 @@ def portal_page(request: HttpRequest) -> HttpResponse:
 
 @with_gitlab_session
 def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
-    try:
-        project_access = access.access_to(request.gitlab_token, request.gitlab_user, project_path)
-    except gitlab.GitLabUnavailable:
-        return render(request, "unavailable.html", status=503)
+    project_access = access.access_to(request.gitlab_token, request.gitlab_user, project_path)
     if (
         project_access is None
         or not project_access.can_read
