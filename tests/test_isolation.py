@@ -163,9 +163,18 @@ def test_it_refuses_linking_another_projects_trace_to_a_run(project_a, project_b
 def test_it_refuses_the_workspace_admin_routes(project_b):
     api_b, _ = project_b
     for prefix in PREFIXES:
-        for method, path in [("GET", "3.0/mlflow/workspaces"), ("POST", "3.0/mlflow/workspaces"),
+        for method, path in [("POST", "3.0/mlflow/workspaces"),
+                             ("GET", "3.0/mlflow/workspaces/default"),
                              ("DELETE", "3.0/mlflow/workspaces/default"),
                              ("PATCH", "3.0/mlflow/workspaces/default")]:  # fmt: skip
             response = api_b.call(method, f"{prefix}/{path}", json={"name": "x"})
             assert response.status_code == 403
             assert "Workspace administration" in response.json()["message"]
+
+
+def test_it_lists_only_the_projects_own_workspace(project_a, project_b, cast):
+    # The UI's workspace list is the bridge's own answer (mlflow_bridge/workspaces.py).
+    api_b, _ = project_b
+    for prefix in PREFIXES:
+        listed = api_b.ok("GET", f"{prefix}/3.0/mlflow/workspaces")["workspaces"]
+        assert [workspace["name"] for workspace in listed] == [f"p-{cast.other_project.id}"]
