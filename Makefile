@@ -1,4 +1,4 @@
-# The two commands of the README: `make serve` and `make test`.
+# The two commands of the README: `make serve` and `make test` (SQLite, then PostgreSQL).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-.PHONY: install serve test lint
+.PHONY: install serve test test-sqlite test-postgres lint
 install: $(BIN)/.installed
 
 serve: install
@@ -19,5 +19,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
-	$(BIN)/python -m pytest
+# The whole suite twice: on SQLite, then on PostgreSQL (127.0.0.1:5432, user postgres; fresh
+# databases per run, see tests/testenv.py).
+test: lint test-sqlite test-postgres
+
+test-sqlite: install
+	TEST_DATABASE=sqlite $(BIN)/python -m pytest
+
+test-postgres: install
+	TEST_DATABASE=postgresql $(BIN)/python -m pytest

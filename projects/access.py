@@ -23,6 +23,7 @@ from projects.models import (
     Membership,
     TokenFingerprint,
 )
+from sharinghub_mlflow.observability import CACHE_LOOKUPS
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +148,12 @@ def access_to(token: str, user: GitLabUser, path: str) -> ProjectAccess | None:
         Membership.objects.select_related("project").filter(user=user, project__path=path).first()
     )
     if membership is not None and membership.is_fresh:
+        CACHE_LOOKUPS.labels("hit").inc()
         return ProjectAccess(membership.project, user, membership.access_level)
     if cache.get(_unknown_path_key(user, path)):
+        CACHE_LOOKUPS.labels("negative_hit").inc()
         return None
+    CACHE_LOOKUPS.labels("miss").inc()
     try:
         found = gitlab.GitLabClient(token).project(path, user_id=user.id)
     except gitlab.GitLabUnavailable:

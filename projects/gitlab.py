@@ -10,6 +10,8 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from sharinghub_mlflow.observability import GITLAB_CALLS
+
 logger = logging.getLogger(__name__)
 
 
@@ -104,7 +106,9 @@ class GitLabClient:
             # Name the exception class only: its text may embed the URL, never the token,
             # but keep log lines uniform and short.
             logger.warning("GitLab unreachable at %s: %s", self._base_url, type(exc).__name__)
+            GITLAB_CALLS.labels("unreachable").inc()
             raise GitLabUnavailable(f"GitLab at {self._base_url} is unreachable") from None
+        GITLAB_CALLS.labels(str(response.status_code)).inc()
         if response.status_code == 404:
             return None
         if response.status_code == 401:

@@ -63,7 +63,8 @@ LOGIN_AUTO_REDIRECT = env.bool("LOGIN_AUTO_REDIRECT", default=False)
 GITLAB_MANDATORY_TOPICS = env.list("GITLAB_MANDATORY_TOPICS", default=[])
 # Behind a proxy that terminates TLS and sets X-Forwarded-Proto: trust it, so cookies get
 # Secure, same-origin checks expect https and the connect page shows https URIs.
-if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=False)
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 SOCIAL_AUTH_GITLAB_KEY = GITLAB_OAUTH_CLIENT_ID
@@ -93,8 +94,46 @@ MLFLOW_REGISTRY_STORE_URI = env.str("MLFLOW_REGISTRY_STORE_URI", default=MLFLOW_
 MLFLOW_ARTIFACTS_DESTINATION = env.str(
     "MLFLOW_ARTIFACTS_DESTINATION", default=str(DATA_DIR / "artifacts")
 )
+# S3-compatible stores (MinIO, Ceph...): MLflow and boto3 read this and AWS_* themselves.
+MLFLOW_S3_ENDPOINT_URL = env.str("MLFLOW_S3_ENDPOINT_URL", default="")
 # Largest JSON body accepted on MLflow's REST routes (artifact uploads are streamed, not limited).
 MAX_JSON_BODY_SIZE = env.int("MAX_JSON_BODY_SIZE", default=16 * 1024 * 1024)
+
+# --- Deployment: shared cache, HTTPS, gunicorn ------------------------------------------------
+# CACHE_URL=redis://host:6379/0 shares the cache and sessions between workers and replicas.
+# Without it each process has its own cache, which holds only short-lived answers the database
+# does not (an unknown project path, for MEMBERSHIP_NEGATIVE_CACHE_TTL). Memberships, token
+# fingerprints and sessions are database rows either way: the database is their source of truth.
+CACHE_URL = env.str("CACHE_URL", default="")
+if CACHE_URL:
+    CACHES = {"default": env.cache("CACHE_URL")}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# SECURE_SSL=true: browsers reach the service only over HTTPS (directly, or through a proxy that
+# sets X-Forwarded-Proto with TRUST_X_FORWARDED_PROTO): plain HTTP is redirected and cookies are
+# always Secure. Load balancers may still probe the health endpoints over plain HTTP.
+SECURE_SSL = env.bool("SECURE_SSL", default=False)
+SECURE_SSL_REDIRECT = SECURE_SSL
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL
+# HSTS is a promise browsers keep for this long: turn it on once HTTPS works (31536000 = a year).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Gunicorn, as `python manage.py serve` runs it (its options override these).
+SERVE_BIND = env.str("BIND", default="127.0.0.1:8000")
+SERVE_WORKERS = env.int("WORKERS", default=2)
+SERVE_THREADS = env.int("THREADS", default=1)
+# Seconds one request may take: large artifact uploads and downloads stream through the worker.
+SERVE_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=600)
+# On SIGTERM, seconds workers get to finish the requests in flight before they are killed.
+SERVE_GRACEFUL_TIMEOUT = env.int("GRACEFUL_TIMEOUT", default=30)
+SERVE_KEEPALIVE = env.int("KEEPALIVE", default=5)
+# The bearer token Prometheus scrapes /metrics with. Empty: /metrics is 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where gunicorn's workers share their counters (wiped by `serve` at start).
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "prometheus"))
+)
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -112,6 +151,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so that it sees every cookie the others set.
     "sharinghub_mlflow.cookies.SecureCookiesOverHttpsMiddleware",
+    # One line per request below /mlflow/, with what the tracking view learnt (project, route).
+    "sharinghub_mlflow.observability.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

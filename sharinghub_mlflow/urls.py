@@ -7,13 +7,14 @@ from django.urls import include, path, re_path
 from mlflow_bridge import views as bridge_views
 from mlflow_bridge.browser import for_browsers
 from projects import webhooks
-from sharinghub_mlflow import health
+from sharinghub_mlflow import health, observability
 
 handler500 = "mlflow_bridge.errors.server_error"
 
 urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
+    path("metrics", observability.metrics),
     path("admin/", admin.site.urls),
     path("hooks/gitlab/", webhooks.gitlab_hook),
     # Before the catch-all below: /mlflow/ itself, login, logout and <project>/connect/.

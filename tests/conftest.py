@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import testenv
 from tests.api import Api, seed_project
 from tests.gitlab_double import GitLabDouble, Project, User
 
 ROOT = Path(__file__).resolve().parent.parent
-# In-process tests (Django's test client) keep their MLflow data out of the work tree.
-os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="sharinghub-mlflow-tests-"))
+# In-process tests' DATA_DIR and databases: tests/testenv.py, loaded before the settings.
 
 
 @dataclass
@@ -90,8 +89,10 @@ class LiveServer:
 
 
 def start_live_server(
-    tmp: Path, gitlab_url: str, **extra_env: str
+    tmp: Path, gitlab_url: str, *, workers: int = 2, **extra_env: str
 ) -> tuple[LiveServer, subprocess.Popen]:
+    """A gunicorn server of its own: its DATA_DIR under `tmp`, and with TEST_DATABASE=postgresql
+    fresh databases (tests/testenv.py), unless `extra_env` names them."""
     port = _free_port()
     data_dir = tmp / "data"
     log = tmp / "server.log"
@@ -101,11 +102,23 @@ def start_live_server(
         "GITLAB_URL": gitlab_url,
         "MEMBERSHIP_CACHE_TTL": "60",
         "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings",
-        **extra_env,
     }
-    env.pop("DATABASE_URL", None) if "DATABASE_URL" not in extra_env else None
+    # Never the in-process tests' databases.
+    for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
+        env.pop(name, None)
+    if not {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
+        env.update(testenv.database_env())
+    env.update(extra_env)
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [
+            sys.executable,
+            "manage.py",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),

@@ -1,26 +1,29 @@
-"""`python manage.py serve`: migrate both databases, then run gunicorn."""
+"""`python manage.py serve`: migrate both databases, print the configuration, run gunicorn."""
 
 import os
 import sys
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from mlflow_bridge import mlflow_app
+from mlflow_bridge import mlflow_app, serving
 
 
 class Command(BaseCommand):
     help = "Apply Django migrations and MLflow's database upgrade, then serve with gunicorn."
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1:8000"))
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "2")))
+        parser.add_argument("--bind", default=settings.SERVE_BIND)
+        parser.add_argument("--workers", type=int, default=settings.SERVE_WORKERS)
+        parser.add_argument("--threads", type=int, default=settings.SERVE_THREADS)
         parser.add_argument(
             "--timeout",
             type=int,
-            default=int(os.environ.get("GUNICORN_TIMEOUT", "600")),
+            default=settings.SERVE_TIMEOUT,
             help="Seconds a worker may spend on one request (large artifact transfers).",
         )
+        parser.add_argument("--graceful-timeout", type=int, default=settings.SERVE_GRACEFUL_TIMEOUT)
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
@@ -31,16 +34,11 @@ class Command(BaseCommand):
                 f"MLflow's database could not be upgraded ({exc}). "
                 "Check MLFLOW_BACKEND_STORE_URI and that the database is reachable."
             ) from exc
-        argv = [
-            sys.executable, "-m", "gunicorn", "sharinghub_mlflow.wsgi:application",
-            "--bind", options["bind"],
-            "--workers", str(options["workers"]),
-            "--timeout", str(options["timeout"]),
-            "--graceful-timeout", "30",
-            "--access-logfile", "-",
-        ]  # fmt: skip
+        serving.prepare_metrics_directory()
+        for name, value in serving.effective_configuration(options):
+            self.stdout.write(f"  {name:<24} {value}")
         self.stdout.write(
             f"Serving on http://{options['bind']}/mlflow/ with {options['workers']} workers"
         )
         self.stdout.flush()
-        os.execv(sys.executable, argv)
+        os.execv(sys.executable, serving.gunicorn_argv(options))

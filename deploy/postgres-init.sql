@@ -1,0 +1,2 @@
+-- MLflow's tables in a database of their own, beside Django's (POSTGRES_DB).
+CREATE DATABASE mlflow OWNER sharinghub;

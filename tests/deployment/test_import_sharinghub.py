@@ -1,0 +1,139 @@
+"""`import_sharinghub`: an mlflow-sharinghub database moves into the projects' workspaces.
+
+The old database is built by a bare `mlflow server` (tests/deployment/old_sharinghub.py) with
+two projects: ml/team/churn (Olivia's) and ml/other/churn (Otto's), each with `baseline (<id>)`,
+two runs with artifacts, `churn-model (<id>)` with two versions, tags and an alias, and a prompt;
+plus an experiment `orphan` that names no project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests import testenv
+from tests.conftest import ROOT, LiveServer, start_live_server
+
+
+@pytest.fixture(scope="module")
+def old(tmp_path_factory, cast) -> dict:
+    where = tmp_path_factory.mktemp("old-sharinghub")
+    spec = {"projects": [{"id": p.id, "path": p.path} for p in (cast.project, cast.other_project)]}
+    uri, artifacts = f"sqlite:///{where / 'mlflow.db'}", str(where / "artifacts")
+    built = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("old_sharinghub.py")), uri, artifacts,
+         json.dumps(spec)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    return {"uri": uri, "db": where / "mlflow.db", "artifacts": artifacts,
+            **json.loads(built.stdout.strip().splitlines()[-1])}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory, gitlab) -> tuple[LiveServer, dict]:
+    databases = testenv.database_env("import")
+    server, process = start_live_server(tmp_path_factory.mktemp("import"), gitlab.url, **databases)
+    yield server, {**databases, "DATA_DIR": str(server.data_dir)}
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def import_sharinghub(target, old, *extra) -> str:
+    _, env = target
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_sharinghub", "--backend-store-uri", old["uri"],
+         "--artifacts", old["artifacts"], *extra],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    return done.stdout
+
+
+def source_counts(old) -> dict[str, int]:
+    with sqlite3.connect(old["db"]) as db:
+        return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("experiments", "runs", "metrics", "model_versions")}  # fmt: skip
+
+
+@pytest.fixture
+def as_user(monkeypatch):
+    def switch(uri: str, token: str) -> MlflowClient:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return MlflowClient(uri, uri)
+
+    yield switch
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
+class TestImport:
+    def test_it_prints_the_plan_and_writes_nothing_in_a_dry_run(self, target, old, cast, as_user):
+        out = import_sharinghub(target, old, "--dry-run")
+
+        a = cast.project
+        assert f"'baseline ({a.id})' -> p-{a.id} ({a.path}) 'baseline': 2 run(s)" in out
+        assert f"registered model 'churn-model ({a.id})' -> p-{a.id} 'churn-model'" in out
+        assert f"prompt 'greeting-{a.id}' -> p-{a.id}" in out
+        assert "not mapped: experiment 1 'orphan'" in out
+        server, _ = target
+        client = as_user(server.tracking_uri(a.path), cast.olivia.token)
+        assert client.get_experiment_by_name("baseline") is None
+
+    def test_it_moves_everything_the_stock_client_reads_through_the_new_uris(
+        self, target, old, cast, as_user, tmp_path
+    ):
+        before = source_counts(old)
+
+        import_sharinghub(target, old)
+
+        server, _ = target
+        for project, owner in [(cast.project, cast.olivia), (cast.other_project, cast.otto)]:
+            client = as_user(server.tracking_uri(project.path), owner.token)
+            experiment = client.get_experiment_by_name("baseline")
+            suffixed = client.get_experiment_by_name(f"baseline ({project.id})")
+            assert suffixed.experiment_id == experiment.experiment_id
+            runs = client.search_runs([experiment.experiment_id])
+            assert sorted(r.info.run_id for r in runs) == sorted(old["runs"][project.path])
+            for run in runs:
+                i = int(run.data.params["alpha"])
+                assert run.data.tags["team"] == "ml"
+                history = client.get_metric_history(run.info.run_id, "loss")
+                by_step = sorted((m.step, m.value) for m in history)
+                assert by_step == [(s, 1.0 / (s + 1 + i)) for s in range(3)]
+                weights = client.download_artifacts(run.info.run_id, "model/weights.txt",
+                                                    str(tmp_path / run.info.run_id))  # fmt: skip
+                assert Path(weights).read_text() == f"weights of {project.path} run {i}"
+            model = client.get_registered_model("churn-model")
+            assert model.tags == {"owner": project.path}
+            assert model.aliases == {"champion": "2"}
+            versions = client.search_model_versions("name = 'churn-model'")
+            assert sorted(int(v.version) for v in versions) == [1, 2]
+            assert all(v.tags == {"validated": "yes"} for v in versions)
+            champion = client.get_model_version_by_alias("churn-model", "champion")
+            assert champion.run_id == old["runs"][project.path][1]
+            prompt = mlflow.genai.load_prompt(f"prompts:/greeting-{project.id}/1")
+            assert prompt.template == "Hello {{name}} from " + project.path
+        assert source_counts(old) == before
+        assert any(Path(old["artifacts"]).rglob("weights.txt"))
+
+    def test_it_adds_nothing_when_run_again(self, target, old, cast, as_user):
+        out = import_sharinghub(target, old)
+
+        assert "0 run(s) copied, 2 already there" in out
+        assert "0 version(s) copied, 2 already there" in out
+        server, _ = target
+        client = as_user(server.tracking_uri(cast.project.path), cast.olivia.token)
+        experiments = client.search_experiments(filter_string="name = 'baseline'")
+        assert len(experiments) == 1
+        assert len(client.search_runs([experiments[0].experiment_id])) == 2

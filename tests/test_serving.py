@@ -1,0 +1,92 @@
+"""`serve`'s gunicorn command line and printed configuration; production settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from mlflow_bridge import serving
+from tests.conftest import ROOT
+
+OPTIONS = {"bind": "0.0.0.0:8000", "workers": 4, "threads": 2, "timeout": 900,
+           "graceful_timeout": 45}  # fmt: skip
+
+
+class TestWithoutPassword:
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            pytest.param("postgresql://u:pw@db:5432/m", "postgresql://u:***@db:5432/m", id="pg"),
+            pytest.param("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0", id="redis"),
+            pytest.param("s3://bucket/prefix", "s3://bucket/prefix", id="no-password"),
+            pytest.param("/data/artifacts", "/data/artifacts", id="directory"),
+        ],
+    )
+    def test_it_hides_only_the_password(self, url, shown):
+        assert serving.without_password(url) == shown
+
+
+class TestEffectiveConfiguration:
+    def test_it_shows_the_gunicorn_options(self):
+        shown = dict(serving.effective_configuration(OPTIONS))
+
+        assert shown["workers"] == "4 (gthread, 2 thread(s) each)"
+        assert shown["timeout"] == "900s, graceful shutdown 45s"
+
+    def test_it_describes_a_database_without_its_password(self):
+        database = {"ENGINE": "django.db.backends.postgresql", "NAME": "sharinghub",
+                    "USER": "app", "PASSWORD": "db-secret", "HOST": "db", "PORT": 5432}  # fmt: skip
+
+        assert serving.describe_database(database) == "postgresql app@db:5432/sharinghub"
+
+    def test_it_never_shows_a_secret(self, settings):
+        settings.MLFLOW_BACKEND_STORE_URI = "postgresql://app:mlflow-secret@db/mlflow"
+        settings.MLFLOW_REGISTRY_STORE_URI = "postgresql://app:mlflow-secret@db/mlflow"
+        settings.CACHE_URL = "redis://:cache-secret@cache:6379/0"
+        settings.GITLAB_SERVICE_TOKEN = "glpat-service-secret"
+        settings.GITLAB_WEBHOOK_SECRET = "hook-secret"
+
+        shown = dict(serving.effective_configuration(OPTIONS))
+
+        assert "secret" not in " ".join(shown.values())
+        assert shown["cache"] == "redis://:***@cache:6379/0"
+        assert shown["gitlab service token"] == "set"
+
+    def test_it_passes_the_options_to_gunicorn(self):
+        argv = serving.gunicorn_argv(OPTIONS)
+
+        assert argv[argv.index("--threads") + 1] == "2"
+        assert argv[argv.index("--graceful-timeout") + 1] == "45"
+
+
+class TestProductionSettings:
+    def test_it_passes_djangos_deployment_checks(self, tmp_path):
+        env = {
+            **os.environ,
+            "DATA_DIR": str(tmp_path),
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "mlflow.example.com",
+            "DEBUG": "false",
+            "SECURE_SSL": "true",
+            "TRUST_X_FORWARDED_PROTO": "true",
+            "SECURE_HSTS_SECONDS": "31536000",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+            "SECURE_HSTS_PRELOAD": "true",
+        }
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def test_it_redirects_plain_http_but_not_the_health_probes(self, client, settings):
+        settings.SECURE_SSL_REDIRECT = True
+
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/mlflow/ml/team/proj/tracking/").status_code == 301
