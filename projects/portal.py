@@ -10,7 +10,7 @@ from django.core.cache import cache
 
 from mlflow_bridge.activity import Activity, activity_of
 from projects import access, gitlab
-from projects.models import AccessLevel, GitLabProject
+from projects.models import WRITE_LEVEL, AccessLevel, GitLabProject
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Row:
 
     @property
     def read_only(self) -> bool:
-        return self.project.access_level < AccessLevel.DEVELOPER
+        return self.project.access_level < WRITE_LEVEL
 
     @property
     def last_activity(self) -> datetime | None:
