@@ -217,8 +217,10 @@ class SharingHubImport:
             existing = store.get_experiment_by_name(move.name)
             if existing is None:
                 with Session(self.source) as session:
-                    tags = [ExperimentTag(t.key, t.value) for t in session.query(
-                        tracking.SqlExperimentTag).filter_by(experiment_id=marker)]  # fmt: skip
+                    rows = session.query(tracking.SqlExperimentTag).filter_by(
+                        experiment_id=source_row.experiment_id
+                    )
+                    tags = [ExperimentTag(t.key, t.value) for t in rows]
                 tags.append(ExperimentTag(IMPORTED_FROM_TAG, marker))
                 new_id = store.create_experiment(move.name, tags=tags)
                 with store.ManagedSessionMaker(read_only=False) as session:
@@ -273,13 +275,20 @@ class SharingHubImport:
             copied = present = 0
             for version in source.query(registry.SqlModelVersion).filter_by(**where):
                 key = {**ours_where, "version": version.version}
-                if ours.query(registry.SqlModelVersion).filter_by(**key).first() is not None:
-                    present += 1
-                    continue
                 moved = {
                     "source": self._moved(version.source, locations),
                     "storage_location": self._moved(version.storage_location, locations),
                 }
+                existing = ours.query(registry.SqlModelVersion).filter_by(**key).first()
+                if existing is not None:
+                    if (existing.run_id, existing.source) != (version.run_id, moved["source"]):
+                        raise ImportRefused(
+                            f"{move.workspace} already has version {version.version} of "
+                            f"{move.name!r}, not imported from {move.source_name!r}: rename "
+                            "that registered model and import again."
+                        )
+                    present += 1
+                    continue
                 ours.add(_copy(version, **key, **moved))
                 copied += 1
             ours.flush()

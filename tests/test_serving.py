@@ -85,6 +85,26 @@ class TestProductionSettings:
 
         assert result.returncode == 0, result.stdout + result.stderr
 
+    def test_it_shares_the_cache_and_sessions_through_redis_with_cache_url(self, tmp_path):
+        env = {**os.environ, "DATA_DIR": str(tmp_path), "CACHE_URL": "redis://127.0.0.1:6379/1"}
+        code = (
+            "from django.conf import settings; from django.core.cache import cache; "
+            "cache.set('shared', 'yes', 5); "
+            "print(settings.CACHES['default']['BACKEND'], settings.SESSION_ENGINE, "
+            "cache.get('shared'))"
+        )
+
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+        assert result.stdout.splitlines()[-1].split() == [
+            "django.core.cache.backends.redis.RedisCache",
+            "django.contrib.sessions.backends.cached_db",
+            "yes",
+        ], result.stderr
+
     def test_it_redirects_plain_http_but_not_the_health_probes(self, client, settings):
         settings.SECURE_SSL_REDIRECT = True
 
