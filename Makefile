@@ -9,7 +9,7 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-.PHONY: install serve test test-sqlite test-postgres lint
+.PHONY: install serve test test-sqlite test-postgres lint bench-quick
 install: $(BIN)/.installed
 
 serve: install
@@ -28,3 +28,7 @@ test-sqlite: install
 
 test-postgres: install
 	TEST_DATABASE=postgresql $(BIN)/python -m pytest
+
+# Smoke test of the benchmark (bare MLflow vs this service, small sizes); numbers not asserted.
+bench-quick: install
+	$(BIN)/python bench/run.py --quick --no-write
