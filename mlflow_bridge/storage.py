@@ -68,18 +68,20 @@ def check_artifact_fields(fields: dict[str, object]) -> None:
 RESERVED_TAG = re.compile(r"^mlflow\.(?:[\w.]*\.)?\w*[lL]ocation$")
 
 
-def _tag_keys(document: object):
-    """Every tag key in a JSON document: `{"key": k}` items and `"tags": {k: v}` mappings."""
+def _tag_keys(document: object, inside: str = ""):
+    """Every tag key in a JSON document: a set-tag body's `key`, `{"key": k}` items of a
+    `tags` list, and `"tags": {k: v}` mappings. Metric and param keys are not tags."""
     if isinstance(document, list):
         for item in document:
-            yield from _tag_keys(item)
+            yield from _tag_keys(item, inside)
     elif isinstance(document, dict):
-        if isinstance(key := document.get("key"), str):
+        if inside in ("", "tags") and isinstance(key := document.get("key"), str):
             yield key
         for field, value in document.items():
             if field == "tags" and isinstance(value, dict):
                 yield from (k for k in value if isinstance(k, str))
-            yield from _tag_keys(value)
+            if isinstance(value, list | dict):
+                yield from _tag_keys(value, field)
 
 
 def check_reserved_tags(document: dict[str, object]) -> None:

@@ -186,6 +186,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'django.sqlite3'}"),
 }
+# Keep each worker's connection: a new PostgreSQL connection per request cost more than the
+# whole MLflow call it guards (bench/RESULTS.md). Checked before reuse, closed after errors.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers write the membership cache: wait for the lock, don't fail.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
