@@ -144,12 +144,11 @@ def tag_job_run(
     project_access: access.ProjectAccess, route: Route, body: bytes | None, document: dict
 ) -> bytes | None:
     """The body to send on: a run a CI job creates gets the job's URL, id and pipeline id as
-    tags. The bridge sets them, replacing any the client sent under those keys."""
+    tags. Only the bridge sets them: storage.check_reserved_tags refuses them from clients."""
     job = project_access.job
     if job is None or route.rule != RUN_CREATE_RULE:
         return body
-    sent = document.get("tags") if isinstance(document.get("tags"), list) else []
-    tags = [tag for tag in sent if not (isinstance(tag, dict) and tag.get("key") in JOB_TAG_KEYS)]
+    tags = list(document.get("tags")) if isinstance(document.get("tags"), list) else []
     values = (job.web_url, str(job.id), str(job.pipeline_id))
     tags += [{"key": key, "value": value} for key, value in zip(JOB_TAG_KEYS, values, strict=True)]
     return json.dumps({**document, "tags": tags}).encode()
