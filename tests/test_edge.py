@@ -15,6 +15,7 @@ import pytest
 import responses
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import OperationalError
 from rest_framework.exceptions import Throttled
 from rest_framework.test import APIRequestFactory
 
@@ -354,6 +355,19 @@ class TestExceptionHandler:
         assert response.status_code == status
         assert set(json.loads(response.content)) == {"error_code", "message"}
         assert json.loads(response.content)["error_code"] == code
+
+    def test_it_answers_a_lost_database_connection_with_a_retryable_503(self, client, monkeypatch):
+        def database_gone(*args, **kwargs):
+            raise OperationalError("server closed the connection unexpectedly")
+
+        monkeypatch.setattr(access, "credential_for", database_gone)
+
+        answer = client.get(URL, **bearer(DAVE))
+
+        assert answer.status_code == 503
+        assert answer["Retry-After"] == "5"
+        assert answer.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "server closed" not in answer.json()["message"]
 
     def test_it_leaves_a_genuine_bug_to_django(self):
         assert errors.exception_handler(KeyError("bug"), {}) is None
