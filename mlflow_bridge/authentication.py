@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -60,6 +61,14 @@ def token_from_header(header: str) -> str | None:
             )
         return password
     raise Unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")
+
+
+# Where a request may carry a GitLab token: never passed on to MLflow (dispatch.py).
+TOKEN_HEADERS = ("Authorization", "Private-Token", "Job-Token")
+
+
+def carries_token(request: HttpRequest) -> bool:
+    return any(header in request.headers for header in TOKEN_HEADERS)
 
 
 def token_of(request: HttpRequest) -> str | None:
@@ -124,10 +133,20 @@ class GitLabSessionAuthentication(BaseAuthentication):
             )
         try:
             credential = access.credential_for(oauth.access_token_for(login))
-        except (oauth.LoginExpired, gitlab.TokenRejected):
-            oauth.log_out(
-                django_request, "Your GitLab login has expired: log in again.", messages.WARNING
+        except gitlab.TokenScopeTooNarrow:
+            # Logging in again would not help: the OAuth application lacks the scope.
+            end_session(
+                django_request,
+                "GitLab granted this site no read_api scope: ask an administrator to give its "
+                "GitLab application the read_api scope.",
             )
-            # No challenge: a browser would answer it with its own password dialog.
-            raise BridgeError("UNAUTHENTICATED", "Your GitLab login has expired: log in again.")
+        except (oauth.LoginExpired, gitlab.TokenRejected):
+            end_session(django_request, "Your GitLab login has expired: log in again.")
         return credential.user, credential
+
+
+def end_session(request: HttpRequest, why: str) -> NoReturn:
+    """Log the browser out, telling why, and refuse the request (401 without a challenge: a
+    browser would answer one with its own password dialog)."""
+    oauth.log_out(request, why, messages.WARNING)
+    raise BridgeError("UNAUTHENTICATED", why)

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
+from mlflow_bridge.authentication import carries_token
 from mlflow_bridge.workspaces import describe
 from projects.access import ProjectAccess
 
@@ -32,7 +33,7 @@ def asks_for_a_page(request: HttpRequest) -> bool:
     return (
         request.method in ("GET", "HEAD")
         and "text/html" in request.headers.get("Accept", "")
-        and "Authorization" not in request.headers
+        and not carries_token(request)
     )
 
 
@@ -56,7 +57,7 @@ def _page_for(request: HttpRequest, response: JsonResponse) -> HttpResponse | No
     if response.status_code == 401:
         if asks_for_a_page(request):
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        if "Sec-Fetch-Mode" in request.headers and "Authorization" not in request.headers:
+        if "Sec-Fetch-Mode" in request.headers and not carries_token(request):
             # A browser answers a Basic challenge with its own password dialog: only Bearer.
             response["WWW-Authenticate"] = 'Bearer realm="mlflow"'
         return None

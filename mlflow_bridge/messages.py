@@ -37,6 +37,8 @@ def check_parses(method: str, rule: str, document: dict) -> None:
     """Refuse a JSON body that does not parse into the route's MLflow request message."""
     from mlflow.utils.proto_json_utils import parse_dict
 
+    # HEAD is served by GET's handler.
+    method = "GET" if method == "HEAD" else method
     message_class = _message_classes().get((method, table_key(rule)))
     if message_class is None or not document:
         return

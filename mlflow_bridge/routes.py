@@ -43,9 +43,12 @@ class BodyKind(enum.Enum):
     JSON = "json"
     # Streamed to MLflow unread, in constant memory: artifact files.
     FILE = "file"
+    # A file MLflow reads whole into memory (it keeps at most 10 MB): passed on unread, but only
+    # with a Content-Length of at most MAX_JSON_BODY_SIZE.
+    BUFFERED_FILE = "buffered file"
 
 
-JSON, FILE = BodyKind
+JSON, FILE, BUFFERED_FILE = BodyKind
 
 
 @dataclass(frozen=True)
@@ -115,11 +118,11 @@ ROUTES: list[Route] = [
     Route("GET",    "/2.0/mlflow/artifacts/list",                          READ),
     Route("POST",   "/2.0/mlflow/artifacts/presigned-download-url",        READ),
     Route("POST",   "/2.0/mlflow/artifacts/presigned-upload-url",          CREATE),
-    Route("POST",   "/2.0/mlflow/upload-artifact",                         CREATE, body=FILE),
+    Route("POST",   "/2.0/mlflow/upload-artifact",                         CREATE, body=BUFFERED_FILE),
     Route("GET",    "/2.0/mlflow-artifacts/artifacts",                     READ),
     Route("GET",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", READ, body=FILE),
     Route("PUT",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", CREATE, body=FILE),
-    Route("DELETE", "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", DELETE, body=FILE),
+    Route("DELETE", "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", DELETE),  # MLflow reads a JSON body
     Route("POST",   "/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", CREATE),  # JSON, checked
     Route("POST",   "/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", CREATE),  # JSON, checked
     Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),  # JSON, checked

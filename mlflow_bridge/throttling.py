@@ -9,9 +9,10 @@ What costs GitLab calls is a credential the service has not seen: each is asked 
   clients together have (GitLabLookups*Throttle);
 - a failed authentication is counted per address, and past the limit answers 429 rather
   than 401 (`record_failure`);
-- a known, valid credential never waits for others' failures (a CI runner's address may
-  carry one broken job beside many good ones); only the optional per-user rate applies to it
-  (PrincipalRateThrottle, off unless THROTTLE_PRINCIPAL_RATE is set).
+- a known, valid credential never waits for others' failures, not even when its cached answer
+  is renewed (a CI runner's address may carry one broken job beside many good ones); only the
+  optional per-user rate applies to it (PrincipalRateThrottle, off unless
+  THROTTLE_PRINCIPAL_RATE is set), counted before the project is looked up.
 
 The client's address is REMOTE_ADDR, or with TRUSTED_PROXIES=n the address the n-th proxy
 from us saw in X-Forwarded-For (DRF's NUM_PROXIES, as werkzeug's ProxyFix x_for).
@@ -82,7 +83,8 @@ class PrincipalRateThrottle(RateThrottle):
 
 def refuse(throttle: RateThrottle, why: str) -> Throttled:
     # DRF's Throttled adds "Expected available in N seconds." and the Retry-After header.
-    return Throttled(throttle.wait(), detail=why)
+    # wait() is None when the history outgrew the rate (an operator lowered it): a full period.
+    return Throttled(throttle.wait() or throttle.duration, detail=why)
 
 
 def check_lookup(request: Request) -> None:

@@ -115,6 +115,19 @@ def read_json_body(request: HttpRequest) -> bytes:
     return b""
 
 
+def check_declared_length(request: HttpRequest) -> None:
+    """A body MLflow will read whole must say its length, at most MAX_JSON_BODY_SIZE."""
+    limit = settings.MAX_JSON_BODY_SIZE
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if not length.isdigit():
+        raise BridgeError(
+            "INVALID_PARAMETER_VALUE", "Send this file with a Content-Length (not chunked).",
+            status=411,
+        )  # fmt: skip
+    if int(length) > limit:
+        raise too_large(limit)
+
+
 def query_fields(query_string: str) -> dict[str, str | list[str]]:
     """A query string as fields; a repeated key becomes a list, as in a JSON body."""
     fields: dict[str, str | list[str]] = {}
@@ -170,14 +183,22 @@ class TrackingView(APIView):
     def initial(self, request: Request, *args, location: str, **kwargs) -> None:
         if not self.locate(request, location):
             return  # answered with a redirect, before anything else
+        self.negotiate(request)
         self.perform_authentication(request)
+        # Before the project is looked up: a GitLab call per unknown path counts too.
+        self.check_throttles(request)
         self.find_project(request)
         self.check_permissions(request)  # the project's: a non-member learns nothing more
         if self.answer_workspace_call(request):
             return
         self.find_route(request)
         self.check_permissions(request)  # the route's
-        self.check_throttles(request)
+
+    def negotiate(self, request: Request) -> None:
+        """What DRF's own error paths read (AnyAccept: whatever the Accept, never a 406)."""
+        self.format_kwarg = None
+        renderer, media_type = self.perform_content_negotiation(request)
+        request.accepted_renderer, request.accepted_media_type = renderer, media_type
 
     def locate(self, request: Request, location: str) -> bool:
         """Split the URL into project path and MLflow path; False when it needs a slash."""
@@ -270,6 +291,8 @@ def forward(request: Request) -> HttpResponse:
     body = None
     if route.body is BodyKind.JSON:
         body = checked_json_body(request, rewriter, project.workspace)
+    elif route.body is BodyKind.BUFFERED_FILE:
+        check_declared_length(request)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",

@@ -81,8 +81,8 @@ def credential_for(
 ) -> Credential:
     """The credential behind a token, from the fingerprint cache or GitLab.
 
-    `before_asking_gitlab` runs when the token is unknown (or its answer expired) and GitLab
-    is about to be asked: it may refuse by raising (throttling unknown credentials). Raises
+    `before_asking_gitlab` runs when the token is unknown (never seen, or refused before) and
+    GitLab is about to be asked: it may refuse by raising (throttling unknown credentials). Raises
     gitlab.TokenRejected (also when a recent answer said so), TokenScopeTooNarrow or
     GitLabUnavailable (when GitLab cannot answer and no answer within the outage grace is kept).
     """
@@ -92,7 +92,9 @@ def credential_for(
     fingerprint = unique(TokenFingerprint.objects.select_related("user").filter(digest=digest))
     if fingerprint is not None and fingerprint.expires_at > timezone.now():
         return _credential_from(token, fingerprint)
-    before_asking_gitlab()
+    if fingerprint is None or fingerprint.user is None:
+        # A token never seen, or refused before; renewing a known valid one is not throttled.
+        before_asking_gitlab()
     try:
         return _ask_gitlab_whose(token, digest)
     except gitlab.GitLabUnavailable:

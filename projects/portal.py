@@ -10,7 +10,7 @@ from django.core.cache import cache
 
 from mlflow_bridge.activity import Activity, activity_of
 from projects import access, gitlab
-from projects.models import WRITE_LEVEL, AccessLevel, GitLabProject
+from projects.models import WRITE_LEVEL, AccessLevel, GitLabProject, TokenFingerprint
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,9 @@ class Row:
 
 
 def member_projects(token: str, user_id: int) -> list[gitlab.GitLabProject]:
-    """GitLab's list of the user's projects (Guest or more), cached like memberships."""
-    key = f"member-projects:{user_id}"
+    """GitLab's list of the user's projects (Guest or more), cached like memberships: per
+    credential (by its hash), never lent to another token of the same user."""
+    key = f"member-projects:{TokenFingerprint.digest_of(token)}"
     projects = cache.get(key)
     if projects is None:
         projects = gitlab.GitLabClient(token).member_projects(user_id)

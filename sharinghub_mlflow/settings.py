@@ -125,7 +125,8 @@ REST_FRAMEWORK = {
 }
 
 # --- Deployment: shared cache, HTTPS, gunicorn ------------------------------------------------
-# CACHE_URL=redis://host:6379/0 shares the cache and sessions between workers and replicas.
+# CACHE_URL=redis://host:6379/0 shares the cache between workers and replicas. Sessions stay in
+# the database alone: a cache that skips a failed delete must not bring a logged-out session back.
 # Without it each process has its own cache, which holds only short-lived answers the database
 # does not (an unknown project path, for MEMBERSHIP_NEGATIVE_CACHE_TTL). Memberships, token
 # fingerprints and sessions are database rows either way: the database is their source of truth.
@@ -138,7 +139,6 @@ if CACHE_URL:
         CACHES["default"].setdefault("OPTIONS", {}).update(
             {"socket_connect_timeout": 1, "socket_timeout": 1}
         )
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # SECURE_SSL=true: browsers reach the service only over HTTPS (directly, or through a proxy that
 # sets X-Forwarded-Proto with TRUST_X_FORWARDED_PROTO): plain HTTP is redirected and cookies are
 # always Secure. Load balancers may still probe the health endpoints over plain HTTP.

@@ -16,6 +16,7 @@ import responses
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import OperationalError
+from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.test import APIRequestFactory
 
@@ -325,6 +326,31 @@ class TestThrottles:
         assert answer.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
         assert 0 < int(answer["Retry-After"]) <= 60
 
+    def test_it_never_throttles_the_renewal_of_a_known_valid_token(self, client, gitlab_api):
+        assert client.get(URL, **bearer(DAVE)).status_code == 200
+        for _ in range(3):
+            client.get(URL, **bearer("glpat-nobody"))
+        TokenFingerprint.objects.update(expires_at=timezone.now())  # every answer expired
+
+        assert client.get(URL, **bearer(DAVE)).status_code == 200
+
+    def test_it_counts_a_principal_before_looking_any_project_up(
+        self, client, settings, gitlab_api
+    ):
+        settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["principal"] = "2/min"
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
+        assert client.get(URL, **bearer(DAVE)).status_code == 200
+        calls = gitlab_calls(gitlab_api)
+
+        answers = [
+            client.get(f"/mlflow/ml/nope/p{i}/tracking/api/2.0/mlflow/experiments/search",
+                       **bearer(DAVE)).status_code
+            for i in range(5)
+        ]  # fmt: skip
+
+        assert answers[1:] == [429] * 4  # the first asked GitLab (unknown here: 503)
+        assert gitlab_calls(gitlab_api) - calls <= 1
+
     def test_it_never_throttles_a_known_valid_token_for_others_failures(self, client):
         assert client.get(URL, **bearer(DAVE)).status_code == 200
         for _ in range(3):
@@ -402,6 +428,36 @@ class TestWhatTheViewAdds:
 
 
 class TestBodies:
+    def test_it_reads_limits_and_checks_the_json_body_of_an_artifact_delete(self, client, settings):
+        settings.MAX_JSON_BODY_SIZE = 100
+        url = f"/mlflow/{PATH}/tracking/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/x"
+
+        huge = client.generic("DELETE", url, b"{}" + b" " * 200, "application/json",
+                              **bearer(DAVE))  # fmt: skip
+        climbing = client.generic("DELETE", url, json.dumps({"path": "../../x"}),
+                                  "application/json", **bearer(DAVE))  # fmt: skip
+
+        assert huge.status_code == 413
+        assert climbing.status_code == 400
+
+    def test_it_wants_the_length_of_a_file_mlflow_reads_whole(self, client, settings):
+        created = client.post(
+            f"/mlflow/{PATH}/tracking/api/2.0/mlflow/runs/create",
+            json.dumps({"experiment_id": "0"}), content_type="application/json", **bearer(DAVE),
+        )  # fmt: skip
+        run = json.loads(b"".join(created.streaming_content))["run"]["info"]["run_id"]
+        settings.MAX_JSON_BODY_SIZE = 100
+        url = f"/mlflow/{PATH}/tracking/ajax-api/2.0/mlflow/upload-artifact?run_uuid={run}&path=x"
+
+        chunked = client.generic("POST", url, b"data", "application/octet-stream",
+                                 HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="",
+                                 **bearer(DAVE))  # fmt: skip
+        too_long = client.generic("POST", url, b"d" * 200, "application/octet-stream",
+                                  **bearer(DAVE))  # fmt: skip
+
+        assert chunked.status_code == 411
+        assert too_long.status_code == 413
+
     @pytest.mark.parametrize("step", ["create", "complete", "abort"])
     def test_it_checks_the_json_body_of_multipart_uploads(self, client, step):
         answer = client.post(
@@ -422,3 +478,11 @@ class TestBodies:
 
         assert answer.status_code == 413
         assert answer.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_it_never_passes_a_token_header_on_to_mlflow():
+    from mlflow_bridge.authentication import TOKEN_HEADERS
+    from mlflow_bridge.dispatch import DROPPED_ENVIRON_KEYS
+
+    for header in TOKEN_HEADERS:
+        assert "HTTP_" + header.upper().replace("-", "_") in DROPPED_ENVIRON_KEYS
