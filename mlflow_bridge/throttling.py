@@ -20,6 +20,8 @@ from us saw in X-Forwarded-For (DRF's NUM_PROXIES, as werkzeug's ProxyFix x_for)
 
 from __future__ import annotations
 
+import ipaddress
+
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -38,7 +40,21 @@ class RateThrottle(SimpleRateThrottle):
 
 class AddressThrottle(RateThrottle):
     def get_cache_key(self, request: Request, view: object) -> str:
-        return self.cache_key_for(self.get_ident(request))
+        return self.cache_key_for(client_network(self.get_ident(request)))
+
+
+def client_network(address: str | None) -> str:
+    """An IPv4 address as it is; an IPv6 address by its /64, which one client usually holds
+    whole (else each of its 2**64 addresses would get a rate of its own)."""
+    try:
+        parsed = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return "invalid"  # one shared count, and never a header's text as a cache key
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 class GitLabLookupsPerAddressThrottle(AddressThrottle):

@@ -305,6 +305,18 @@ class TestThrottles:
                               HTTP_X_FORWARDED_FOR="6.6.6.6, 1.2.3.4")  # fmt: skip
         assert throttling.AddressThrottle().get_ident(proxied) == "1.2.3.4"
 
+    @pytest.mark.parametrize(
+        ("address", "network"),
+        [
+            ("10.0.0.7", "10.0.0.7"),
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+            ("::ffff:10.0.0.7", "10.0.0.7"),
+            ("not an address", "invalid"),
+        ],
+    )
+    def test_it_counts_ipv6_clients_by_their_64_bit_prefix(self, address, network):
+        assert throttling.client_network(address) == network
+
     def test_it_limits_a_principal_only_when_a_rate_is_set(self, settings):
         request = SimpleNamespace(user=GitLabUser(id=7, username="dave"))
         assert all(throttling.PrincipalRateThrottle().allow_request(request, None)
