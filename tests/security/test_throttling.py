@@ -55,7 +55,7 @@ def throttled_server(tmp_path_factory, gitlab):
         THROTTLE_GITLAB_LOOKUPS_PER_ADDRESS="60/min",
         THROTTLE_GITLAB_LOOKUPS="600/min",
         THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS="10/min",
-        CACHE_URL="redis://127.0.0.1:6379/0",
+        CACHE_URL="redis://127.0.0.1:6379/3",  # a database no other test flushes
     )
     yield server
     process.terminate()
