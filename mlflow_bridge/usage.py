@@ -144,27 +144,29 @@ def report(measured: dict[str, Usage] | None = None) -> list[dict]:
     """Rows for reports, largest first: the figures just measured, or else the stored ones
     with their `measured_at`."""
     if measured is None:
-        stored = ProjectUsage.objects.select_related("project")
         rows = [
-            {**_project_columns(row.project), **asdict(cached_row(row)), "measured_at": when}
-            for row in stored
-            if (when := row.measured_at)
+            _row(row.project_id, row.project, cached_row(row), row.measured_at)
+            for row in ProjectUsage.objects.select_related("project")
         ]
     else:
         projects = GitLabProject.objects.in_bulk([project_id_of(w) for w in measured])
         now = timezone.now()
-        rows = []
-        for workspace, usage in measured.items():
-            project = projects.get(project_id_of(workspace))
-            columns = _project_columns(project) if project else {
-                "project_id": project_id_of(workspace), "path": "", "orphaned_at": None
-            }  # fmt: skip
-            rows.append({**columns, **asdict(usage), "measured_at": now})
+        rows = [
+            _row(project_id_of(workspace), projects.get(project_id_of(workspace)), figures, now)
+            for workspace, figures in measured.items()
+        ]
     return sorted(rows, key=lambda row: (-row["artifact_bytes"], row["project_id"]))
 
 
-def _project_columns(project: GitLabProject) -> dict:
-    return {"project_id": project.id, "path": project.path, "orphaned_at": project.orphaned_at}
+def _row(project_id: int, project: GitLabProject | None, figures: Usage, measured_at) -> dict:
+    """One report row; `path` is empty for a workspace whose project the service never saw."""
+    return {
+        "project_id": project_id,
+        "path": project.path if project else "",
+        "orphaned_at": project.orphaned_at if project else None,
+        **asdict(figures),
+        "measured_at": measured_at,
+    }
 
 
 def cached_row(row: ProjectUsage) -> Usage:
