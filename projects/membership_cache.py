@@ -39,11 +39,13 @@ class RefreshSummary:
     refreshed: int = 0
     changed: int = 0
     forgotten: int = 0
+    orphaned: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.refreshed} memberships refreshed from GitLab ({self.changed} changed), "
-            f"{self.forgotten} forgotten (project gone or not visible to the service token)"
+            f"{self.forgotten} forgotten (project gone or not visible to the service token), "
+            f"{self.orphaned} projects newly orphaned"
         )
 
 
@@ -92,6 +94,7 @@ def refresh(
         found = client.project_metadata(project_id)
         if found is None:
             summary.forgotten += invalidate(Membership.objects.filter(project_id=project_id))
+            summary.orphaned += orphan(project_id)
             continue
         project = access.remember_project(found)
         for membership in by_project[project_id]:
@@ -108,6 +111,14 @@ def invalidate(memberships: QuerySet[Membership]) -> int:
     """Forget memberships: the next request asks GitLab. Deleted, not expired, so that the
     outage grace cannot serve them either. Returns how many were forgotten."""
     return memberships.delete()[0]
+
+
+def orphan(project_id: int) -> int:
+    """Mark a project GitLab says is gone: unreachable, its MLflow data kept until
+    `purge_projects`. Returns 1 when it was not orphaned yet, else 0 (the first date stays)."""
+    return GitLabProject.objects.filter(id=project_id, orphaned_at__isnull=True).update(
+        orphaned_at=timezone.now()
+    )
 
 
 def move_project(project_id: int, path: str) -> GitLabProject:
