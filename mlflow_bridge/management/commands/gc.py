@@ -42,6 +42,8 @@ class Command(BaseCommand):
         lookup = {"id": int(project)} if project.isdigit() else {"path": project.strip("/")}
         found = GitLabProject.objects.filter(**lookup).first()
         if found is None:
-            raise CommandError(f"No project {project!r} has been served here: give the path or "
-                               "id GitLab shows (`usage` lists the projects with data).")  # fmt: skip
+            raise CommandError(
+                f"No project {project!r} has been served here: give the path or id GitLab "
+                "shows (`usage` lists the projects with data)."
+            )
         return found.workspace
