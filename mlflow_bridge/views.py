@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import dispatch, messages, mlflow_app, ownership, storage, workspaces
+from mlflow_bridge import dispatch, messages, mlflow_app, ownership, quota, storage, workspaces
 from mlflow_bridge.authentication import (
     authenticate,
     tag_job_run,
@@ -218,6 +218,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
         storage.check_artifact_path(
             path_arguments["artifact_path"], deleting=request.method == "DELETE"
         )
+    upload_size = quota.check(project, request, rule)
     body = None
     if request.method in METHODS_WITH_BODY and not carries_file(rule):
         body, document = rewriter.json_body(read_json_body(request))
@@ -233,4 +234,6 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
         workspace=project.workspace,
         body=body,
     )
-    return dispatch.call_mlflow(environ, project.workspace)
+    response = dispatch.call_mlflow(environ, project.workspace)
+    quota.record(project, request, rule, upload_size, response.status_code)
+    return response
