@@ -1,0 +1,179 @@
+"""Running it for an organisation, live: usage per project, deleted projects, gc and quotas.
+
+One gunicorn server with local artifacts, driven by the stock mlflow client and plain HTTP;
+the operator's commands run as `python manage.py ...` against the server's own databases
+(artifacts on S3: test_s3_artifacts.py). In <g>/team/*: Olive owns every project.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from tests import testenv
+from tests.api import Api, seed_project
+from tests.conftest import LiveServer, start_live_server
+from tests.gitlab_double import GitLabDouble, Project, User
+
+HOOK_SECRET = "ops-hook-secret-0123456789"
+QUOTA = 1_000_000
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def service_token(gitlab: GitLabDouble) -> str:
+    return gitlab.add_user("ops-service", admin=True).token
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, gitlab, service_token) -> LiveServer:
+    server, process = start_live_server(
+        tmp_path_factory.mktemp("ops"),
+        gitlab.url,
+        GITLAB_WEBHOOK_SECRET=HOOK_SECRET,
+        GITLAB_SERVICE_TOKEN=service_token,
+        PROJECT_ARTIFACT_QUOTA_BYTES=str(QUOTA),
+        DJANGO_SUPERUSER_PASSWORD="ops-admin-password",
+        **testenv.database_env("ops"),
+    )
+    yield server
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def olive(gitlab: GitLabDouble) -> User:
+    return gitlab.add_user("olive")
+
+
+def new_project(gitlab: GitLabDouble, owner: User) -> Project:
+    project = gitlab.add_project(f"ops/team/p{next(_names)}")
+    project.direct[owner.id] = 50
+    return project
+
+
+def mlflow_client(server: LiveServer, project: Project, monkeypatch, token: str) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    uri = server.tracking_uri(project.path)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def usage_rows(server: LiveServer, *arguments: str) -> dict[int, dict]:
+    rows = json.loads(server.manage("usage", "--format", "json", *arguments))
+    return {row["project_id"]: row for row in rows}
+
+
+def mlflow_engine(server: LiveServer) -> sqlalchemy.Engine:
+    default = f"sqlite:///{server.data_dir / 'mlflow.sqlite3'}"
+    return sqlalchemy.create_engine(server.env.get("MLFLOW_BACKEND_STORE_URI", default))
+
+
+def table_counts(server: LiveServer) -> dict[str, int]:
+    engine = mlflow_engine(server)
+    with engine.connect() as connection:
+        names = sqlalchemy.inspect(connection).get_table_names()
+        counts = {
+            name: connection.execute(sqlalchemy.text(f'SELECT COUNT(*) FROM "{name}"')).scalar()
+            for name in names
+        }
+    engine.dispose()
+    return counts
+
+
+def artifact_files(server: LiveServer, project: Project) -> dict[str, int]:
+    root = server.data_dir / "artifacts" / "workspaces" / f"p-{project.id}"
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def write(path: Path, size: int) -> Path:
+    path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    return path
+
+
+class TestUsage:
+    def test_it_reports_what_was_logged_per_project(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        big, small = new_project(gitlab, olive), new_project(gitlab, olive)
+        client = mlflow_client(server, big, monkeypatch, olive.token)
+        experiment_id = client.create_experiment("usage")
+        for size in (1000, 2345, 70_001):
+            run_id = client.create_run(experiment_id).info.run_id
+            client.log_artifact(run_id, str(write(tmp_path / f"f{size}.bin", size)))
+        client.log_text(run_id, "hello", "notes/hello.txt")
+        other = mlflow_client(server, small, monkeypatch, olive.token)
+        other.log_artifact(other.create_run(other.create_experiment("usage")).info.run_id,
+                           str(write(tmp_path / "s.bin", 500)))  # fmt: skip
+
+        rows = usage_rows(server)
+
+        assert (rows[big.id]["runs"], rows[big.id]["experiments"]) == (3, 1)
+        assert rows[big.id]["artifact_bytes"] == 1000 + 2345 + 70_001 + len("hello")
+        assert rows[big.id]["artifact_files"] == 4
+        assert rows[big.id]["path"] == big.path and rows[big.id]["last_activity"]
+        assert (rows[small.id]["runs"], rows[small.id]["artifact_bytes"]) == (1, 500)
+        ids = list(rows)
+        assert ids.index(big.id) < ids.index(small.id)  # largest first
+
+    def test_it_prints_a_table_and_csv_and_the_stored_figures_with_their_age(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        project = new_project(gitlab, olive)
+        client = mlflow_client(server, project, monkeypatch, olive.token)
+        client.log_artifact(client.create_run(client.create_experiment("t")).info.run_id,
+                            str(write(tmp_path / "t.bin", 4321)))  # fmt: skip
+
+        table = server.manage("usage")
+        stored = list(csv.DictReader(io.StringIO(server.manage("usage", "--cached", "--format",
+                                                               "csv"))))  # fmt: skip
+
+        line = next(line for line in table.splitlines() if project.path in line)
+        assert "4.3 kB" in line
+        assert re.search(r"^\d+ projects, .* of artifacts; figures measured \d+ s ago at most\.$",
+                         table.splitlines()[-1])  # fmt: skip
+        row = next(row for row in stored if row["path"] == project.path)
+        assert (row["artifact_bytes"], row["runs"]) == ("4321", "1")
+        assert row["measured_at"]
+
+    def test_it_shows_the_figures_in_the_admin_project_list(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        project = new_project(gitlab, olive)
+        client = mlflow_client(server, project, monkeypatch, olive.token)
+        client.log_artifact(client.create_run(client.create_experiment("a")).info.run_id,
+                            str(write(tmp_path / "a.bin", 123_456)))  # fmt: skip
+        server.manage("usage")
+
+        page = admin_page(server, f"/admin/projects/gitlabproject/?q={project.path}")
+
+        assert project.path in page
+        assert "123.5 kB" in page
+        assert "ago" in page  # the figures' age
+
+
+def admin_page(server: LiveServer, path: str) -> str:
+    """A page of the admin, as a new superuser (DJANGO_SUPERUSER_PASSWORD of the server)."""
+    username = f"ops-admin-{next(_names)}"
+    server.manage("createsuperuser", "--noinput", "--username", username,
+                  "--email", "ops@example.com")  # fmt: skip
+    session = requests.Session()
+    session.get(f"{server.url}/admin/login/", timeout=30)
+    response = session.post(
+        f"{server.url}/admin/login/?next={path}",
+        data={"username": username, "password": "ops-admin-password",
+              "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": f"{server.url}/admin/login/"},
+        timeout=30,
+    )  # fmt: skip
+    assert response.status_code == 200 and "/admin/logout/" in response.text, response.text[:500]
+    return response.text
