@@ -18,7 +18,6 @@ import pytest
 import requests
 import sqlalchemy
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from tests import testenv
 from tests.api import Api, seed_project
@@ -43,6 +42,8 @@ def server(tmp_path_factory, gitlab, service_token) -> LiveServer:
         GITLAB_WEBHOOK_SECRET=HOOK_SECRET,
         GITLAB_SERVICE_TOKEN=service_token,
         PROJECT_ARTIFACT_QUOTA_BYTES=str(QUOTA),
+        # A restored project is asked about again at once, not after a cached "no project".
+        MEMBERSHIP_NEGATIVE_CACHE_TTL="0",
         DJANGO_SUPERUSER_PASSWORD="ops-admin-password",
         **testenv.database_env("ops"),
     )
@@ -92,7 +93,9 @@ def table_counts(server: LiveServer) -> dict[str, int]:
 
 def artifact_files(server: LiveServer, project: Project) -> dict[str, int]:
     root = server.data_dir / "artifacts" / "workspaces" / f"p-{project.id}"
-    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
+    }
 
 
 def write(path: Path, size: int) -> Path:
@@ -177,3 +180,100 @@ def admin_page(server: LiveServer, path: str) -> str:
     )  # fmt: skip
     assert response.status_code == 200 and "/admin/logout/" in response.text, response.text[:500]
     return response.text
+
+
+def destroy_hook(server: LiveServer, project: Project) -> requests.Response:
+    """GitLab's system hook for a deleted project."""
+    event = {"event_name": "project_destroy", "project_id": project.id, "name": "p",
+             "path": project.path.rsplit("/", 1)[-1], "path_with_namespace": project.path,
+             "owner_name": "olive", "owner_email": "olive@example.com",
+             "project_visibility": "private", "created_at": "2026-11-01T10:00:00Z",
+             "updated_at": "2026-11-30T10:00:00Z"}  # fmt: skip
+    return requests.post(
+        f"{server.url}/hooks/gitlab/",
+        json=event,
+        timeout=30,
+        headers={"X-Gitlab-Token": HOOK_SECRET, "X-Gitlab-Event": "System Hook"},
+    )
+
+
+def listed(out: str, project: Project) -> dict[str, int]:
+    """The rows `purge_projects` says it deletes (or would) for a project, by table."""
+    line = next(line for line in out.splitlines() if f" p-{project.id} " in line)
+    rows = line.split("): ", 1)[1].split("; ", 1)[0]
+    return {table: int(count) for count, table in (item.split(" ") for item in rows.split(", "))}
+
+
+def readable(api: Api, seeded: dict) -> dict:
+    """What a seeded project serves: its run, artifact, model version and trace."""
+    return {
+        "run": api.get("runs/get", run_id=seeded["run_id"]).json()["run"]["data"],
+        "artifact": api.call(
+            "GET", "api/2.0/mlflow-artifacts/artifacts/" + seeded["artifact_path"]
+        ).content,  # fmt: skip
+        "version": api.get("model-versions/get", name=seeded["model"], version="1").json(),
+        "trace": api.call("GET", f"api/3.0/mlflow/traces/{seeded['trace_id']}").status_code,
+    }
+
+
+class TestDeletedProjects:
+    def test_it_orphans_then_purges_exactly_a_deleted_projects_data(self, server, gitlab, olive):
+        by_hook, by_refresh, kept = (new_project(gitlab, olive) for _ in range(3))
+        apis = {
+            p.id: Api(server.tracking_uri(p.path), olive.token) for p in (by_hook, by_refresh, kept)
+        }
+        seeded = {project_id: seed_project(api) for project_id, api in apis.items()}
+        kept_before = readable(apis[kept.id], seeded[kept.id])
+        kept_files = artifact_files(server, kept)
+        counts_before = table_counts(server)
+
+        del gitlab.projects[by_hook.id]
+        assert destroy_hook(server, by_hook).status_code == 200
+        del gitlab.projects[by_refresh.id]
+        server.manage("gitlab_refresh", "--per-second", "1000")
+        dry_run = server.manage("purge_projects", "--orphaned-for", "0s", "--dry-run")
+
+        for gone in (by_hook, by_refresh):
+            assert apis[gone.id].get("experiments/search", max_results=10).status_code == 404
+            assert artifact_files(server, gone)  # still there: orphaned, not deleted
+        assert table_counts(server) == counts_before
+        assert f"p-{kept.id}" not in dry_run
+        listing = {p.id: listed(dry_run, p) for p in (by_hook, by_refresh)}
+        rows = sum(sum(found.values()) for found in listing.values())
+        assert dry_run.strip().endswith(
+            f"Would delete 2 orphaned projects: {rows} rows, 2 artifact files (24 B)."
+        )
+        assert listing[by_hook.id]["experiments"] == 1 and listing[by_hook.id]["runs"] == 1
+        assert listing[by_hook.id]["workspaces"] == 1 and listing[by_hook.id]["trace_info"] == 1
+
+        out = server.manage("purge_projects", "--orphaned-for", "0s")
+
+        assert listed(out, by_hook) == listing[by_hook.id]
+        counts_after = table_counts(server)
+        removed = {name: counts_before[name] - counts_after[name] for name in counts_before}
+        expected = {name: listing[by_hook.id].get(name, 0) + listing[by_refresh.id].get(name, 0)
+                    for name in counts_before}  # fmt: skip
+        assert removed == expected
+        for gone in (by_hook, by_refresh):
+            assert not artifact_files(server, gone)
+        assert readable(apis[kept.id], seeded[kept.id]) == kept_before
+        assert artifact_files(server, kept) == kept_files
+        assert "Would delete 0 orphaned projects" in server.manage(
+            "purge_projects", "--orphaned-for", "0s", "--dry-run"
+        )
+
+    def test_it_restores_a_project_gitlab_brings_back(self, server, gitlab, olive):
+        project = new_project(gitlab, olive)
+        api = Api(server.tracking_uri(project.path), olive.token)
+        seeded = seed_project(api)
+        del gitlab.projects[project.id]
+        destroy_hook(server, project)
+        assert api.get("runs/get", run_id=seeded["run_id"]).status_code == 404
+
+        gitlab.projects[project.id] = project  # restored within GitLab's retention
+        server.manage("gitlab_refresh", "--per-second", "1000")
+
+        assert api.get("runs/get", run_id=seeded["run_id"]).status_code == 200
+        assert f"p-{project.id}" not in server.manage(
+            "purge_projects", "--orphaned-for", "0s", "--dry-run"
+        )
