@@ -18,6 +18,7 @@ import pytest
 import requests
 import sqlalchemy
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from tests import testenv
 from tests.api import Api, seed_project
@@ -277,3 +278,111 @@ class TestDeletedProjects:
         assert f"p-{project.id}" not in server.manage(
             "purge_projects", "--orphaned-for", "0s", "--dry-run"
         )
+
+
+class TestGarbageCollection:
+    def test_it_frees_a_deleted_run_in_one_project_only(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        mine, theirs = new_project(gitlab, olive), new_project(gitlab, olive)
+        clients = {p.id: mlflow_client(server, p, monkeypatch, olive.token) for p in (mine, theirs)}
+        deleted, kept = {}, {}
+        for project in (mine, theirs):
+            client = clients[project.id]
+            experiment_id = client.create_experiment("gc")
+            deleted[project.id] = client.create_run(experiment_id).info.run_id
+            kept[project.id] = client.create_run(experiment_id).info.run_id
+            for run_id in (deleted[project.id], kept[project.id]):
+                client.log_artifact(run_id, str(write(tmp_path / "w.bin", 5000)))
+            client.delete_run(deleted[project.id])
+        before = {p.id: artifact_files(server, p) for p in (mine, theirs)}
+
+        dry_run = server.manage("gc", "--project", mine.path, "--dry-run")
+        assert {p.id: artifact_files(server, p) for p in (mine, theirs)} == before
+        out = server.manage("gc", "--project", mine.path)
+
+        assert f"runs {deleted[mine.id]};" in dry_run and f"runs {deleted[mine.id]};" in out
+        assert out.strip().endswith("Freed 1 runs and 5.0 kB of artifacts.")
+        assert not [f for f in artifact_files(server, mine) if deleted[mine.id] in f]
+        assert [f for f in artifact_files(server, mine) if kept[mine.id] in f]
+        with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST|not found"):
+            clients[mine.id].get_run(deleted[mine.id])
+        assert artifact_files(server, theirs) == before[theirs.id]
+        run = clients[theirs.id].get_run(deleted[theirs.id])
+        assert run.info.lifecycle_stage == "deleted"
+
+    def test_it_keeps_runs_deleted_more_recently_than_older_than(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        project = new_project(gitlab, olive)
+        client = mlflow_client(server, project, monkeypatch, olive.token)
+        run_id = client.create_run(client.create_experiment("gc")).info.run_id
+        client.log_artifact(run_id, str(write(tmp_path / "w.bin", 100)))
+        client.delete_run(run_id)
+
+        out = server.manage("gc", "--project", str(project.id), "--older-than", "30d")
+
+        assert out.strip() == "Freed 0 runs and 0 B of artifacts."
+        assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+    def test_it_collects_a_deleted_experiment_with_its_runs(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        project = new_project(gitlab, olive)
+        client = mlflow_client(server, project, monkeypatch, olive.token)
+        experiment_id = client.create_experiment("gone")
+        run_id = client.create_run(experiment_id).info.run_id
+        client.log_artifact(run_id, str(write(tmp_path / "w.bin", 300)))
+        client.delete_experiment(experiment_id)
+
+        out = server.manage("gc", "--project", project.path)
+
+        assert f"experiments {experiment_id};" in out
+        assert artifact_files(server, project) == {}
+        with pytest.raises(MlflowException):
+            client.get_experiment(experiment_id)
+
+
+class TestQuota:
+    def test_it_refuses_an_upload_beyond_the_quota_and_keeps_nothing_of_it(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        project = new_project(gitlab, olive)
+        client = mlflow_client(server, project, monkeypatch, olive.token)
+        run_id = client.create_run(client.create_experiment("quota")).info.run_id
+        client.log_artifact(run_id, str(write(tmp_path / "first.bin", 600_000)))
+
+        # The mlflow client raises what the server said, message included.
+        with pytest.raises(requests.HTTPError, match="413") as refused:
+            client.log_artifact(run_id, str(write(tmp_path / "second.bin", 500_000)))
+
+        message = str(refused.value)
+        assert f"Artifact quota exceeded: {project.path} holds 600.0 kB (600000 bytes)" in message
+        assert f"limit of 1.0 MB ({QUOTA} bytes, PROJECT_ARTIFACT_QUOTA_BYTES)" in message
+        assert [f.path for f in client.list_artifacts(run_id)] == ["first.bin"]
+        assert [name for name in artifact_files(server, project)] == [
+            f"{client.get_run(run_id).info.experiment_id}/{run_id}/artifacts/first.bin"
+        ]
+
+    def test_it_answers_in_mlflows_json_and_still_reads_and_deletes(
+        self, server, gitlab, olive, monkeypatch, tmp_path
+    ):
+        project = new_project(gitlab, olive)
+        client = mlflow_client(server, project, monkeypatch, olive.token)
+        run = client.create_run(client.create_experiment("quota"))
+        client.log_artifact(run.info.run_id, str(write(tmp_path / "big.bin", 900_000)))
+        api = Api(server.tracking_uri(project.path), olive.token)
+        path = f"{run.info.experiment_id}/{run.info.run_id}/artifacts"
+
+        refused = api.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{path}/more.bin",
+                           data=b"x" * 200_000)  # fmt: skip
+        read = api.call("GET", f"api/2.0/mlflow-artifacts/artifacts/{path}/big.bin")
+        deleted = api.call("DELETE", f"api/2.0/mlflow-artifacts/artifacts/{path}/big.bin")
+        after_delete = api.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{path}/more.bin",
+                                data=b"x" * 200_000)  # fmt: skip
+
+        assert refused.status_code == 413
+        assert refused.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert (read.status_code, len(read.content)) == (200, 900_000)
+        assert deleted.status_code == 200
+        assert after_delete.status_code == 200
