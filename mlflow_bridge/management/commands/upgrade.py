@@ -40,8 +40,10 @@ class Command(BaseCommand):
         if options["check"]:
             if waiting := pending():
                 shown = ", ".join(waiting[:3]) + (", ..." if len(waiting) > 3 else "")
-                raise CommandError(f"{len(waiting)} migrations not applied yet ({shown}): run "
-                                   "`python manage.py upgrade` (the release's migration Job).")  # fmt: skip
+                raise CommandError(
+                    f"{len(waiting)} migrations not applied yet ({shown}): run "
+                    "`python manage.py upgrade` (the release's migration Job)."
+                )
             self.stdout.write("Both databases are up to date.")
             return
         call_command("migrate", interactive=False, verbosity=0)
