@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 # The oldest Kubernetes the manifests are for, and the newest the validator knows.
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-SECRET_NAMES = re.compile(r"SECRET|TOKEN|PASSWORD|ACCESS_KEY|DATABASE_URL|STORE_URI")
+SECRET_NAMES = re.compile(r"SECRET|_TOKEN$|PASSWORD|ACCESS_KEY|DATABASE_URL|STORE_URI")
 
 
 def resources() -> list[dict]:
