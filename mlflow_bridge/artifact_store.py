@@ -108,8 +108,15 @@ def delete(directory: str) -> int:
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
         return len(keys)
-    path = Path(settings.MLFLOW_ARTIFACTS_DESTINATION) / directory
+    base = Path(settings.MLFLOW_ARTIFACTS_DESTINATION)
+    path = base / directory
     count = sum(1 for _ in files(directory))
     if path.is_dir():
         shutil.rmtree(path)
+    # Directories left empty (a run's, once its artifacts are gone), up to the workspace's.
+    keep = base / "/".join(directory.split("/")[:2])
+    for parent in path.parents:
+        if parent == keep or keep not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
     return count
