@@ -1,6 +1,8 @@
 """`python manage.py gc`: MLflow's garbage collection, one project's workspace at a time."""
 
 from django.core.management.base import BaseCommand, CommandError
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlflow_bridge import collect, usage
 from projects.models import GitLabProject
@@ -27,7 +29,11 @@ class Command(BaseCommand):
         verb = "Would free" if options["dry_run"] else "Freed"
         runs = size = 0
         for workspace in workspaces or usage.workspaces():
-            done = collect.collect(workspace, older_than, dry_run=options["dry_run"])
+            try:
+                done = collect.collect(workspace, older_than, dry_run=options["dry_run"])
+            except (OSError, MlflowException, SQLAlchemyError) as exc:
+                raise CommandError(f"{workspace}: {exc}. Check that MLflow's database and the "
+                                   "artifact store are reachable, then run gc again.")  # fmt: skip
             if done.runs or done.logged_models or done.experiments:
                 self.stdout.write(
                     f"{verb} {workspace}: runs {', '.join(done.runs) or '-'}; logged models "

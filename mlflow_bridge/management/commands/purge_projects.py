@@ -2,6 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlflow_bridge import purge
 from projects.models import GitLabProject
@@ -27,7 +29,13 @@ class Command(BaseCommand):
         verb = "Would delete" if options["dry_run"] else "Deleted"
         rows = files = size = 0
         for project in projects:
-            found = (purge.inventory if options["dry_run"] else purge.purge)(project.workspace)
+            try:
+                found = (purge.inventory if options["dry_run"] else purge.purge)(project.workspace)
+            except (OSError, RuntimeError, MlflowException, SQLAlchemyError) as exc:
+                raise CommandError(
+                    f"{project.workspace} ({project.path}): {exc}. Check that MLflow's database "
+                    "and the artifact store are reachable, then run the command again."
+                )
             listed = ", ".join(f"{count} {table}" for table, count in sorted(found.rows.items()))
             self.stdout.write(
                 f"{verb} {project.workspace} ({project.path}, orphaned "
