@@ -1,8 +1,19 @@
-"""MLflow-style JSON errors: `{"error_code": ..., "message": ...}` with the matching status."""
+"""MLflow-style JSON errors: `{"error_code": ..., "message": ...}` with the matching status.
+
+`BridgeError` is a DRF `APIException` carrying one of MLflow's error codes; `exception_handler`
+(REST_FRAMEWORK's EXCEPTION_HANDLER) is the one place that turns any exception of the edge
+into MLflow's shape: the bridge's own, DRF's (authentication, permissions, throttles) and
+GitLab's (a token refused, GitLab not answering).
+"""
 
 from __future__ import annotations
 
+import math
+
 from django.http import JsonResponse
+from rest_framework import exceptions
+
+from projects import gitlab
 
 # MLflow's error codes (mlflow.protos.databricks_pb2) and the status MLflow gives each.
 STATUS_OF_CODE = {
@@ -12,32 +23,59 @@ STATUS_OF_CODE = {
     "PERMISSION_DENIED": 403,
     "RESOURCE_DOES_NOT_EXIST": 404,
     "ENDPOINT_NOT_FOUND": 404,
-    "REQUEST_LIMIT_EXCEEDED": 413,
+    "REQUEST_LIMIT_EXCEEDED": 429,
     "TEMPORARILY_UNAVAILABLE": 503,
 }
+# DRF's exceptions, as MLflow would name them.
+CODE_OF_DRF_EXCEPTION: dict[type[exceptions.APIException], str] = {
+    exceptions.NotAuthenticated: "UNAUTHENTICATED",
+    exceptions.AuthenticationFailed: "UNAUTHENTICATED",
+    exceptions.PermissionDenied: "PERMISSION_DENIED",
+    exceptions.NotFound: "RESOURCE_DOES_NOT_EXIST",
+    exceptions.Throttled: "REQUEST_LIMIT_EXCEEDED",
+    exceptions.ParseError: "MALFORMED_REQUEST",
+}
+CHALLENGE = 'Bearer realm="mlflow", Basic realm="mlflow"'
 
 
-class BridgeError(Exception):
-    """A request the bridge answers itself, with an MLflow error code and a message."""
+class BridgeError(exceptions.APIException):
+    """A request the bridge answers itself, with an MLflow error code and a message.
 
-    def __init__(self, error_code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
+    `status` overrides the code's usual status where MLflow has no code of its own (413).
+    """
+
+    def __init__(
+        self,
+        error_code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        status: int | None = None,
+    ):
+        super().__init__(detail=message, code=error_code)
         self.error_code = error_code
         self.message = message
         self.headers = headers or {}
+        self.status_code = status or STATUS_OF_CODE[error_code]
 
     @property
     def status(self) -> int:
-        return STATUS_OF_CODE[self.error_code]
+        return self.status_code
 
 
-def error_response(error: BridgeError) -> JsonResponse:
-    response = JsonResponse(
-        {"error_code": error.error_code, "message": error.message}, status=error.status
+class Unauthenticated(BridgeError, exceptions.AuthenticationFailed):
+    """Bad credentials: 401 with the view's WWW-Authenticate challenge (DRF adds it)."""
+
+    def __init__(self, message: str):
+        super().__init__("UNAUTHENTICATED", message)
+
+
+def too_large(limit: int) -> BridgeError:
+    return BridgeError(
+        "REQUEST_LIMIT_EXCEEDED",
+        f"The request body is larger than {limit} bytes (MAX_JSON_BODY_SIZE). "
+        "Log large data as artifacts.",
+        status=413,
     )
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
 
 
 def not_found() -> BridgeError:
@@ -47,6 +85,62 @@ def not_found() -> BridgeError:
         "Project not found. Check the tracking URI, and that your GitLab token belongs to a "
         "member of the project.",
     )
+
+
+def token_refused(exc: gitlab.TokenRejected) -> Unauthenticated:
+    """401 for a token GitLab refused, saying how to get one it accepts."""
+    if isinstance(exc, gitlab.TokenScopeTooNarrow):
+        return Unauthenticated(
+            "Your GitLab token lacks the read_api scope: create a token with read_api."
+        )
+    return Unauthenticated("GitLab does not accept this token (unknown, expired or revoked).")
+
+
+def gitlab_unavailable(exc: gitlab.GitLabUnavailable) -> BridgeError:
+    return BridgeError(
+        "TEMPORARILY_UNAVAILABLE", f"Cannot check your access right now ({exc}); retry in a moment."
+    )
+
+
+def as_bridge_error(exc: Exception) -> BridgeError | None:
+    """Any exception of the edge as MLflow would name it; None for a genuine bug."""
+    if isinstance(exc, BridgeError):
+        return exc
+    if isinstance(exc, gitlab.TokenRejected):
+        error = token_refused(exc)
+        error.headers["WWW-Authenticate"] = CHALLENGE
+        return error
+    if isinstance(exc, gitlab.GitLabUnavailable):
+        return gitlab_unavailable(exc)
+    if isinstance(exc, exceptions.APIException):
+        code = next(
+            (code for kind, code in CODE_OF_DRF_EXCEPTION.items() if isinstance(exc, kind)),
+            "INVALID_PARAMETER_VALUE",
+        )
+        return BridgeError(code, str(exc.detail), status=exc.status_code)
+    return None
+
+
+def exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
+    """DRF's EXCEPTION_HANDLER: every refusal in MLflow's JSON shape, with its headers."""
+    error = as_bridge_error(exc)
+    if error is None:
+        return None
+    response = error_response(error)
+    if auth_header := getattr(exc, "auth_header", None):
+        response["WWW-Authenticate"] = auth_header
+    if wait := getattr(exc, "wait", None):
+        response["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
+def error_response(error: BridgeError) -> JsonResponse:
+    response = JsonResponse(
+        {"error_code": error.error_code, "message": error.message}, status=error.status
+    )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
 
 
 def server_error(request, *args, **kwargs) -> JsonResponse:

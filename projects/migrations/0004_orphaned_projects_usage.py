@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('projects', '0002_membership_source_ci_jobs_webhooks'),
+        ('projects', '0003_token_reads_api'),
     ]
 
     operations = [
