@@ -63,6 +63,8 @@ def check(project: GitLabProject, request: HttpRequest, rule: Rule) -> int:
             f"artifacts, and this upload of {human(size)} would pass its limit of "
             f"{human(limit)} ({limit} bytes, PROJECT_ARTIFACT_QUOTA_BYTES). Delete artifacts "
             "(and run `gc`), or ask the administrators for more.",
+            # 413, not MLflow's 429 for this code: clients retry a 429, and this will not pass.
+            status=413,
         )
     return size
 
