@@ -14,7 +14,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from werkzeug.routing import Rule
 
-from mlflow_bridge import usage
+from mlflow_bridge import artifact_store, usage
 from mlflow_bridge.errors import BridgeError
 from projects.models import GitLabProject, ProjectUsage
 from projects.units import human
@@ -34,12 +34,14 @@ def _used(project: GitLabProject) -> int:
     row = ProjectUsage.objects.filter(project=project).only("artifact_bytes").first()
     if row is not None:
         return row.artifact_bytes
-    return _remeasure(project)
+    # Never measured: all its figures now, once (`usage` keeps them current afterwards).
+    return usage.measure([project.workspace])[project.workspace].artifact_bytes
 
 
-def _remeasure(project: GitLabProject) -> int:
-    measured = usage.measure([project.workspace])[project.workspace]
-    return measured.artifact_bytes
+def _remeasure_artifacts(project: GitLabProject) -> None:
+    """The project's artifact bytes after a delete: one listing of its directory only."""
+    size, count = artifact_store.size(artifact_store.workspace_directory(project.workspace))
+    ProjectUsage.objects.filter(project=project).update(artifact_bytes=size, artifact_files=count)
 
 
 def check(project: GitLabProject, request: HttpRequest, rule: Rule) -> int:
@@ -80,4 +82,4 @@ def record(
             artifact_bytes=F("artifact_bytes") + size
         )
     elif request.method == "DELETE" and _names_a_file(rule):
-        _remeasure(project)
+        _remeasure_artifacts(project)

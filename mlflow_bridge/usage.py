@@ -19,7 +19,6 @@ from sqlalchemy import text
 from mlflow_bridge import artifact_store
 from mlflow_bridge.mlflow_app import flask_app
 from projects.models import GitLabProject, ProjectUsage
-from projects.units import human  # noqa: F401  (the command prints with it)
 
 WORKSPACE_PREFIX = "p-"
 

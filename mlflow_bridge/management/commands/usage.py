@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from mlflow_bridge import usage
+from projects.units import human
 
 
 class Command(BaseCommand):
@@ -48,10 +49,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{row['project_id']:>8}  {path:<40} {row['experiments']:>5} {row['runs']:>7} "
                 f"{row['registered_models']:>6} {row['logged_models']:>6} {row['traces']:>7} "
-                f"{usage.human(row['artifact_bytes']):>10}  {last}"
+                f"{human(row['artifact_bytes']):>10}  {last}"
             )
         total = sum(row["artifact_bytes"] for row in rows)
         oldest = min((row["measured_at"] for row in rows), default=timezone.now())
         age = int((timezone.now() - oldest).total_seconds())
-        self.stdout.write(f"{len(rows)} projects, {usage.human(total)} of artifacts; "
+        self.stdout.write(f"{len(rows)} projects, {human(total)} of artifacts; "
                           f"figures measured {age} s ago at most.")  # fmt: skip
