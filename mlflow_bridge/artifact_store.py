@@ -116,7 +116,10 @@ def delete(directory: str) -> int:
     # Directories left empty (a run's, once its artifacts are gone), up to the workspace's.
     keep = base / "/".join(directory.split("/")[:2])
     for parent in path.parents:
-        if parent == keep or keep not in parent.parents or any(parent.iterdir()):
+        if parent == keep or keep not in parent.parents:
             break
-        parent.rmdir()
+        if parent.is_dir():
+            if any(parent.iterdir()):
+                break
+            parent.rmdir()
     return count

@@ -90,3 +90,24 @@ class TestGc:
     def test_it_names_the_fix_for_a_bad_age(self):
         with pytest.raises(CommandError, match="--older-than: .* is not an age like 30d"):
             gc("--older-than", "a month")
+
+    def test_it_leaves_no_stale_owner_when_sqlite_reuses_a_collected_experiment_id(
+        self, client, gitlab
+    ):
+        top = f"gc{next(_groups)}"
+        gil = gitlab.add_user(f"gil-{top}")
+        trackings = []
+        for name in ("first", "second"):
+            project = gitlab.add_project(f"{top}/team/{name}")
+            project.direct[gil.id] = 50
+            trackings.append((project, Tracking(client, project.path, gil.token)))
+        (first, first_tracking), (_, second_tracking) = trackings
+        experiment_id, _ = first_tracking.new_run("reused")  # the highest id, owner remembered
+        first_tracking.post("experiments/delete", {"experiment_id": experiment_id})
+        gc("--project", first.path)
+
+        new_id, run_id = second_tracking.new_run("reused")
+
+        assert second_tracking.get("experiments/get", experiment_id=new_id)[0] == 200
+        assert second_tracking.get("runs/get", run_id=run_id)[0] == 200
+        assert first_tracking.get("experiments/get", experiment_id=new_id)[0] == 404
