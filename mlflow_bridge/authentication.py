@@ -80,7 +80,6 @@ class GitLabTokenAuthentication(BaseAuthentication):
         try:
             credential = access.credential_for(token, lambda: throttling.check_lookup(request))
         except gitlab.TokenRejected as exc:
-            throttling.record_failure(request)
             raise token_refused(exc)
         return credential.user, credential
 

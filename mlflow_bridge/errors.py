@@ -8,8 +8,10 @@ GitLab's (a token refused, GitLab not answering).
 
 from __future__ import annotations
 
+import logging
 import math
 
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions
 
@@ -36,6 +38,8 @@ CODE_OF_DRF_EXCEPTION: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "MALFORMED_REQUEST",
 }
 CHALLENGE = 'Bearer realm="mlflow", Basic realm="mlflow"'
+
+logger = logging.getLogger(__name__)
 
 
 class BridgeError(exceptions.APIException):
@@ -112,6 +116,15 @@ def as_bridge_error(exc: Exception) -> BridgeError | None:
         return error
     if isinstance(exc, gitlab.GitLabUnavailable):
         return gitlab_unavailable(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database restarted or cannot be reached: Django reconnects on the next request
+        # (CONN_HEALTH_CHECKS), so this is retryable. The driver's text stays in the log.
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        return BridgeError(
+            "TEMPORARILY_UNAVAILABLE",
+            "The service's database is unavailable right now; retry in a moment.",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, exceptions.APIException):
         code = next(
             (code for kind, code in CODE_OF_DRF_EXCEPTION.items() if isinstance(exc, kind)),

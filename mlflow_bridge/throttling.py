@@ -81,7 +81,8 @@ class PrincipalRateThrottle(RateThrottle):
 
 
 def refuse(throttle: RateThrottle, why: str) -> Throttled:
-    return Throttled(throttle.wait(), detail=f"{why} Retry later.")
+    # DRF's Throttled adds "Expected available in N seconds." and the Retry-After header.
+    return Throttled(throttle.wait(), detail=why)
 
 
 def check_lookup(request: Request) -> None:

@@ -167,30 +167,52 @@ class TrackingView(APIView):
         return {}  # no Allow, no Vary: Accept; MLflow's headers only
 
     def initial(self, request: Request, *args, location: str, **kwargs) -> None:
+        if not self.locate(request, location):
+            return  # answered with a redirect, before anything else
+        self.perform_authentication(request)
+        self.find_project(request)
+        self.check_permissions(request)  # the project's: a non-member learns nothing more
+        if self.answer_workspace_call(request):
+            return
+        self.find_route(request)
+        self.check_permissions(request)  # the route's
+        self.check_throttles(request)
+
+    def locate(self, request: Request, location: str) -> bool:
+        """Split the URL into project path and MLflow path; False when it needs a slash."""
         project_path, rest = split_location(location)
         remember(request, project_path=project_path, rest=rest, bridge_answer=None)
         if rest is None:
-            return  # answered with a redirect, before anything else
+            return False
         if not project_path or "" in project_path.split("/"):
             raise not_found()
         if _encodes_a_slash(request, project_path):
             raise not_found()
-        self.perform_authentication(request)
-        remember(request, project_access=access.access_to(request.auth, project_path))
-        self.check_permissions(request)  # the project's: a non-member learns nothing more
-        project = request.project_access.project
-        if bridge_answer := workspaces.answer(request.method, rest, project):
-            remember(request, bridge_answer=bridge_answer)
-            return
-        rule, path_arguments = self.mlflow_rule(request.method, rest)
-        remember(request, rule=rule, path_arguments=path_arguments)
-        remember(request, route=route_for(rule, request.method))
-        if request.route is None:
+        return True
+
+    def find_project(self, request: Request) -> None:
+        remember(request, project_access=access.access_to(request.auth, request.project_path))
+
+    def answer_workspace_call(self, request: Request) -> bool:
+        answer = workspaces.answer(request.method, request.rest, request.project_access.project)
+        remember(request, bridge_answer=answer)
+        return answer is not None
+
+    def find_route(self, request: Request) -> None:
+        """MLflow's rule for the request and the route table's row for it (deny by default)."""
+        matched = match_mlflow_rule(request.rest, request.method)
+        if matched is None:
             raise BridgeError(
-                "PERMISSION_DENIED", f"{request.method} {rest} has no access rule and is refused."
+                "ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {request.rest}."
             )
-        self.check_permissions(request)  # the route's
-        self.check_throttles(request)
+        rule, path_arguments = matched
+        route = route_for(rule, request.method)
+        if route is None:
+            raise BridgeError(
+                "PERMISSION_DENIED",
+                f"{request.method} {request.rest} has no access rule and is refused.",
+            )
+        remember(request, rule=rule, path_arguments=path_arguments, route=route)
 
     def perform_authentication(self, request: Request) -> None:
         try:
@@ -211,13 +233,6 @@ class TrackingView(APIView):
 
     def permission_denied(self, request: Request, message: str, code: str) -> None:
         raise BridgeError(code, message)
-
-    @staticmethod
-    def mlflow_rule(method: str, rest: str) -> tuple[Rule, dict]:
-        matched = match_mlflow_rule(rest, method)
-        if matched is None:
-            raise BridgeError("ENDPOINT_NOT_FOUND", f"MLflow has no {method} route at {rest}.")
-        return matched
 
     def get(self, request: Request, location: str) -> HttpResponse:
         if request.rest is None:

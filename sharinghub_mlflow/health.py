@@ -1,5 +1,6 @@
 """Health probes for load balancers: no authentication, no GitLab."""
 
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from sqlalchemy import text
@@ -11,7 +12,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Both databases answer a trivial query."""
+    """Both databases answer a trivial query. The cache is reported, but a failing one does
+    not make the service unready: it serves without it (sharinghub_mlflow/cache.py)."""
     from mlflow.server.handlers import _get_tracking_store
 
     from mlflow_bridge.mlflow_app import flask_app
@@ -31,5 +33,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["mlflow_database"] = type(exc).__name__
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503
+        {"status": "ok" if ready else "unavailable", **checks, "cache": cache_health()},
+        status=200 if ready else 503,
     )
+
+
+def cache_health() -> str:
+    """ "ok", "per process" (no CACHE_URL), or "degraded: <error>" while Redis fails."""
+    health = getattr(cache, "health", None)
+    if health is None:
+        return "per process"
+    answer = health()
+    return answer if answer == "ok" else f"degraded: {answer}"

@@ -134,6 +134,12 @@ REST_FRAMEWORK = {
 CACHE_URL = env.str("CACHE_URL", default="")
 if CACHE_URL:
     CACHES = {"default": env.cache("CACHE_URL")}
+    if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        # Redis down is a slower service, never a failing one (sharinghub_mlflow/cache.py).
+        CACHES["default"]["BACKEND"] = "sharinghub_mlflow.cache.FailSoftRedisCache"
+        CACHES["default"].setdefault("OPTIONS", {}).update(
+            {"socket_connect_timeout": 1, "socket_timeout": 1}
+        )
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # SECURE_SSL=true: browsers reach the service only over HTTPS (directly, or through a proxy that
 # sets X-Forwarded-Proto with TRUST_X_FORWARDED_PROTO): plain HTTP is redirected and cookies are

@@ -141,7 +141,7 @@ class TestHealth:
 
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "django_database": "ok",
-                                   "mlflow_database": "ok"}  # fmt: skip
+                                   "mlflow_database": "ok", "cache": "per process"}  # fmt: skip
 
 
 class TestMlflowFailures:

@@ -1,5 +1,9 @@
 """A flood of unknown credentials costs GitLab a bounded number of calls, and members from
-elsewhere do not notice it. This server runs with the throttles' production defaults."""
+elsewhere do not notice it. This server runs as in production: the throttles' default rates,
+and their counters in Redis (CACHE_URL), shared by its workers.
+
+Each test comes from loopback addresses of its own (127.x.y.z), so that counters left in Redis
+by another run of the suite never meet this one's."""
 
 from __future__ import annotations
 
@@ -16,6 +20,10 @@ FLOOD = 1000
 # The README's bound, with the default rates: FAILED_AUTHENTICATIONS_PER_ADDRESS (10/min)
 # lookups get through, and a random token costs GitLab at most 2 calls (/user, then /job).
 MAX_GITLAB_CALLS = 2 * 10
+
+
+def new_address() -> str:
+    return "127." + ".".join(str(secrets.randbelow(254) + 1) for _ in range(3))
 
 
 class FromAddress(HTTPAdapter):
@@ -47,6 +55,7 @@ def throttled_server(tmp_path_factory, gitlab):
         THROTTLE_GITLAB_LOOKUPS_PER_ADDRESS="60/min",
         THROTTLE_GITLAB_LOOKUPS="600/min",
         THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS="10/min",
+        CACHE_URL="redis://127.0.0.1:6379/0",
     )
     yield server
     process.terminate()
@@ -58,13 +67,13 @@ def test_it_bounds_gitlab_calls_of_a_flood_and_serves_members_elsewhere(
 ):
     uri = throttled_server.tracking_uri(cast.project.path)
     search = uri + "api/2.0/mlflow/experiments/search"
-    member = session_from("127.0.0.3", cast.dave.token)
+    member = session_from(new_address(), cast.dave.token)
     assert member.post(search, json={"max_results": 1}).status_code == 200
     calls_before = gitlab.count()
 
     statuses: dict[int, int] = {}
     retry_after = set()
-    attacker = session_from("127.0.0.2")
+    attacker = session_from(new_address())
     for i in range(FLOOD):
         token = secrets.token_hex(16)
         response = attacker.post(search, json={}, headers={"Authorization": f"Bearer {token}"})
@@ -84,7 +93,7 @@ def test_it_bounds_gitlab_calls_of_a_flood_and_serves_members_elsewhere(
 
 def test_it_throttles_repeated_failures_of_one_known_bad_token(throttled_server, gitlab, cast):
     uri = throttled_server.tracking_uri(cast.project.path)
-    attacker = session_from("127.0.0.4", "glpat-not-a-token")
+    attacker = session_from(new_address(), "glpat-not-a-token")
 
     statuses = [attacker.get(uri + "api/2.0/mlflow/experiments/search").status_code
                 for _ in range(30)]  # fmt: skip
@@ -94,7 +103,7 @@ def test_it_throttles_repeated_failures_of_one_known_bad_token(throttled_server,
 
 
 def test_it_lets_a_member_write_while_another_address_is_throttled(throttled_server, gitlab, cast):
-    attacker = session_from("127.0.0.5")
+    attacker = session_from(new_address())
     uri = throttled_server.tracking_uri(cast.project.path)
     for _ in range(30):
         attacker.get(uri + "api/2.0/mlflow/experiments/search",
