@@ -17,9 +17,11 @@ install: $(BIN)/.installed
 serve: install
 	$(BIN)/python manage.py serve
 
+# Kubernetes' schemas ship inside kubernetes-validate: the check needs no network.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/kubernetes-validate --strict --quiet -k 1.30.0 deploy/kubernetes/*.yaml
 
 # The whole suite twice: on SQLite, then on PostgreSQL (127.0.0.1:5432, user postgres; fresh
 # databases per run, see tests/testenv.py).

@@ -7,7 +7,10 @@ in its query or anywhere in its JSON body (trace locations nest experiment ids),
 here before MLflow sees it.
 
 An id never changes owner, so positive answers are remembered for the process's life: a
-training loop pays one indexed SELECT per run, then nothing.
+training loop pays one indexed SELECT per run, then nothing. The exception: SQLite gives a new
+experiment the highest id plus one, so once `gc` or `purge_projects` hard-deleted the highest
+experiment, its id comes back in another project. On SQLite, experiment ids are looked up
+every time (PostgreSQL's sequences never reuse one).
 """
 
 from __future__ import annotations
@@ -64,9 +67,11 @@ def owner_of(kind: str, object_id: str) -> str | None:
     from mlflow.server.handlers import _get_tracking_store
 
     parameter = int(object_id) if kind == "experiment" else object_id
-    with _get_tracking_store().engine.connect() as connection:
+    engine = _get_tracking_store().engine
+    with engine.connect() as connection:
         owner = connection.execute(text(_OWNER_QUERIES[kind]), {"id": parameter}).scalar()
-    if owner is not None:
+    reused = kind == "experiment" and engine.dialect.name == "sqlite"
+    if owner is not None and not reused:
         with _lock:
             _owners[key] = owner
             if len(_owners) > _MAX_REMEMBERED:

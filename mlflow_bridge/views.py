@@ -26,6 +26,7 @@ from mlflow_bridge import (
     messages,
     mlflow_app,
     ownership,
+    quota,
     storage,
     throttling,
     workspaces,
@@ -288,6 +289,7 @@ def forward(request: Request) -> HttpResponse:
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
     check_path_arguments(request, project.workspace)
+    upload_size = quota.check(project, request, request.rule)
     body = None
     if route.body is BodyKind.JSON:
         body = checked_json_body(request, rewriter, project.workspace)
@@ -301,7 +303,9 @@ def forward(request: Request) -> HttpResponse:
         workspace=project.workspace,
         body=body,
     )
-    return dispatch.call_mlflow(environ, project.workspace)
+    response = dispatch.call_mlflow(environ, project.workspace)
+    quota.record(project, request, request.rule, upload_size, response.status_code)
+    return response
 
 
 def checked_json_body(request: Request, rewriter: RequestRewriter, workspace: str) -> bytes | None:

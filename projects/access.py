@@ -274,6 +274,7 @@ def remember_project(found: gitlab.GitLabProject) -> GitLabProject:
                 "archived": found.archived,
                 "topics": found.topics,
                 "last_seen": timezone.now(),
+                "orphaned_at": None,  # GitLab answers for it: restored, if it had been deleted
             },
         )
     return project
@@ -314,5 +315,8 @@ def is_served(project: GitLabProject | gitlab.GitLabProject) -> bool:
     """Whether the service is open to a project: it carries every GITLAB_MANDATORY_TOPICS.
 
     A project that is not served does not exist here, for everyone: 404, as a missing one.
+    So is a project GitLab deleted (orphaned), until GitLab answers for it again.
     """
+    if getattr(project, "orphaned_at", None) is not None:
+        return False
     return set(settings.GITLAB_MANDATORY_TOPICS) <= set(project.topics or ())

@@ -7,6 +7,7 @@ GITLAB_SERVICE_TOKEN) and "Invalidate" (the next request asks GitLab) act on the
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from projects import gitlab, membership_cache
 from projects.models import (
@@ -15,9 +16,11 @@ from projects.models import (
     GitLabProject,
     GitLabUser,
     Membership,
+    ProjectUsage,
     TokenFingerprint,
     WebhookDelivery,
 )
+from projects.units import human
 
 
 def _refresh(modeladmin, request, memberships, projects=None) -> None:
@@ -56,12 +59,63 @@ class ExpiredFilter(admin.SimpleListFilter):
         return queryset
 
 
+class OrphanedFilter(admin.SimpleListFilter):
+    title = "deleted in GitLab"
+    parameter_name = "orphaned"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Orphaned"), ("no", "In GitLab")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(orphaned_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(GitLabProject)
 class GitLabProjectAdmin(admin.ModelAdmin):
-    list_display = ("id", "path", "visibility", "archived", "last_seen")
+    """Projects with their usage as `python manage.py usage` last measured it (never measured
+    here: a page view reads one row per project), sortable by size and by activity."""
+
+    list_display = ("id", "path", "archived", "orphaned_at", "artifacts", "runs",
+                    "experiments", "registered_models", "last_activity", "measured")  # fmt: skip
+    list_select_related = ("usage",)
     search_fields = ("path", "name")
-    list_filter = ("visibility", "archived")
+    list_filter = ("visibility", "archived", OrphanedFilter)
     actions = ["refresh_from_gitlab", "invalidate"]
+
+    def _usage(self, project: GitLabProject) -> ProjectUsage | None:
+        try:
+            return project.usage
+        except ProjectUsage.DoesNotExist:
+            return None
+
+    @admin.display(description="artifacts", ordering="usage__artifact_bytes")
+    def artifacts(self, project: GitLabProject) -> str:
+        usage = self._usage(project)
+        return human(usage.artifact_bytes) if usage else "-"
+
+    @admin.display(description="runs", ordering="usage__runs")
+    def runs(self, project: GitLabProject) -> int | str:
+        return self._usage(project).runs if self._usage(project) else "-"
+
+    @admin.display(description="experiments", ordering="usage__experiments")
+    def experiments(self, project: GitLabProject) -> int | str:
+        return self._usage(project).experiments if self._usage(project) else "-"
+
+    @admin.display(description="models", ordering="usage__registered_models")
+    def registered_models(self, project: GitLabProject) -> int | str:
+        return self._usage(project).registered_models if self._usage(project) else "-"
+
+    @admin.display(description="last activity", ordering="usage__last_activity")
+    def last_activity(self, project: GitLabProject):
+        usage = self._usage(project)
+        return usage.last_activity if usage else None
+
+    @admin.display(description="measured", ordering="usage__measured_at")
+    def measured(self, project: GitLabProject) -> str:
+        usage = self._usage(project)
+        return f"{timesince(usage.measured_at)} ago" if usage else "never (run usage)"
 
     @admin.action(description="Refresh from GitLab now (project and its memberships)")
     def refresh_from_gitlab(self, request, queryset):

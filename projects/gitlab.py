@@ -36,6 +36,9 @@ class GitLabUser:
     id: int
     username: str
     bot: bool = False
+    # GitLab shows `is_admin` to administrators only: an administrator's token sees every
+    # project, so its 404 means "deleted", not "hidden from me".
+    is_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,8 @@ class GitLabClient:
         body = self._get("/user")
         if body is None:
             raise TokenRejected("GitLab does not know this token")
-        return GitLabUser(id=int(body["id"]), username=body["username"], bot=bool(body.get("bot")))
+        return GitLabUser(id=int(body["id"]), username=body["username"], bot=bool(body.get("bot")),
+                          is_admin=body.get("is_admin") is True)  # fmt: skip
 
     def project(self, id_or_path: int | str, user_id: int) -> GitLabProject | None:
         """The project as this token sees it, with the user's effective access level.

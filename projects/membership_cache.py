@@ -39,12 +39,21 @@ class RefreshSummary:
     refreshed: int = 0
     changed: int = 0
     forgotten: int = 0
+    orphaned: int = 0
+    unsure: int = 0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.refreshed} memberships refreshed from GitLab ({self.changed} changed), "
-            f"{self.forgotten} forgotten (project gone or not visible to the service token)"
+            f"{self.forgotten} forgotten (project gone or not visible to the service token), "
+            f"{self.orphaned} projects newly orphaned"
         )
+        if self.unsure:
+            text += (
+                f"; {self.unsure} projects not found were not orphaned: GITLAB_SERVICE_TOKEN "
+                "is no administrator's, so GitLab may only hide them from it"
+            )
+        return text
 
 
 def paced(per_second: float) -> Callable[[], None]:
@@ -87,11 +96,18 @@ def refresh(
     if projects is not None:
         project_ids.update(projects.values_list("id", flat=True))
     summary = RefreshSummary()
+    # Only an administrator's 404 says a project is gone; anyone else's may mean "hidden".
+    pace()
+    sees_every_project = client.current_user().is_admin
     for project_id in sorted(project_ids):
         pace()
         found = client.project_metadata(project_id)
         if found is None:
             summary.forgotten += invalidate(Membership.objects.filter(project_id=project_id))
+            if sees_every_project:
+                summary.orphaned += orphan(project_id)
+            else:
+                summary.unsure += 1
             continue
         project = access.remember_project(found)
         for membership in by_project[project_id]:
@@ -108,6 +124,14 @@ def invalidate(memberships: QuerySet[Membership]) -> int:
     """Forget memberships: the next request asks GitLab. Deleted, not expired, so that the
     outage grace cannot serve them either. Returns how many were forgotten."""
     return memberships.delete()[0]
+
+
+def orphan(project_id: int) -> int:
+    """Mark a project GitLab says is gone: unreachable, its MLflow data kept until
+    `purge_projects`. Returns 1 when it was not orphaned yet, else 0 (the first date stays)."""
+    return GitLabProject.objects.filter(id=project_id, orphaned_at__isnull=True).update(
+        orphaned_at=timezone.now()
+    )
 
 
 def move_project(project_id: int, path: str) -> GitLabProject:

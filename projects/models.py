@@ -77,6 +77,9 @@ class GitLabProject(models.Model):
     archived = models.BooleanField(default=False)
     topics = models.JSONField(default=list, blank=True)
     last_seen = models.DateTimeField(default=timezone.now)
+    # GitLab said the project is gone (project_destroy, or 404 to the service token): its MLflow
+    # data is kept, unreachable, until `purge_projects`; GitLab answering for it again clears it.
+    orphaned_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         verbose_name = "GitLab project"
@@ -88,6 +91,33 @@ class GitLabProject(models.Model):
     def workspace(self) -> str:
         """The MLflow workspace holding this project's data."""
         return f"p-{self.id}"
+
+
+class ProjectUsage(models.Model):
+    """What a project holds in MLflow, as last measured by `python manage.py usage`.
+
+    Cached figures with their age: pages read this row, never the storage. Uploads add their
+    size to `artifact_bytes` between measurements (quota.py).
+    """
+
+    project = models.OneToOneField(
+        GitLabProject, primary_key=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    experiments = models.IntegerField(default=0)
+    runs = models.IntegerField(default=0)
+    registered_models = models.IntegerField(default=0)
+    logged_models = models.IntegerField(default=0)
+    traces = models.IntegerField(default=0)
+    artifact_bytes = models.BigIntegerField(default=0, db_index=True)
+    artifact_files = models.IntegerField(default=0)
+    last_activity = models.DateTimeField(null=True, blank=True, db_index=True)
+    measured_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "project usage"
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.artifact_bytes} bytes"
 
 
 class Membership(models.Model):

@@ -62,10 +62,11 @@ def _project_moved(event: dict) -> int:
 
 
 def _project_destroyed(event: dict) -> int:
-    """The project is gone; its MLflow data stays in its workspace, keyed by id."""
-    return membership_cache.invalidate(
-        Membership.objects.filter(project_id=int(event["project_id"]))
-    )
+    """The project is gone: orphaned, its MLflow data kept in its workspace until
+    `purge_projects` (GitLab may still restore it)."""
+    project_id = int(event["project_id"])
+    membership_cache.orphan(project_id)
+    return membership_cache.invalidate(Membership.objects.filter(project_id=project_id))
 
 
 HANDLERS = {

@@ -96,6 +96,8 @@ MLFLOW_ARTIFACTS_DESTINATION = env.str(
 )
 # S3-compatible stores (MinIO, Ceph...): MLflow and boto3 read this and AWS_* themselves.
 MLFLOW_S3_ENDPOINT_URL = env.str("MLFLOW_S3_ENDPOINT_URL", default="")
+# Most artifact bytes one project may hold; an upload beyond it is refused (quota.py). 0: no quota.
+PROJECT_ARTIFACT_QUOTA_BYTES = env.int("PROJECT_ARTIFACT_QUOTA_BYTES", default=0)
 # Largest JSON body accepted on MLflow's REST routes (artifact uploads are streamed, not limited).
 MAX_JSON_BODY_SIZE = env.int("MAX_JSON_BODY_SIZE", default=16 * 1024 * 1024)
 

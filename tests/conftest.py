@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -83,9 +83,17 @@ class LiveServer:
     url: str
     data_dir: Path
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the server's, for its manage.py commands
 
     def tracking_uri(self, path: str) -> str:
         return f"{self.url}/mlflow/{path}/tracking/"
+
+    def manage(self, *arguments: str) -> str:
+        """Run a management command against this server's databases and storage; its stdout."""
+        done = subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, (arguments, done.stdout, done.stderr[-3000:])
+        return done.stdout
 
 
 def start_live_server(
@@ -124,7 +132,7 @@ def start_live_server(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log)
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log, env)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -203,9 +203,12 @@ class GitLabDouble:
         if user is None:
             return 401, {"message": "401 Unauthorized"}
         if path == "/api/v4/user":  # read_user is enough here
-            return 200, {"id": user.id, "username": user.username, "name": user.username,
-                         "state": "active", "bot": user.bot, "email": f"{user.username}@x",
-                         "web_url": f"{self.url}/{user.username}"}  # fmt: skip
+            body = {"id": user.id, "username": user.username, "name": user.username,
+                    "state": "active", "bot": user.bot, "email": f"{user.username}@x",
+                    "web_url": f"{self.url}/{user.username}"}  # fmt: skip
+            if user.admin:  # GitLab shows the field to administrators only
+                body["is_admin"] = True
+            return 200, body
         if not {"read_api", "api"} & set(user.scopes):
             return 403, INSUFFICIENT_SCOPE
         if path.startswith("/api/v4/groups/"):

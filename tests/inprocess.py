@@ -31,3 +31,17 @@ class Tracking:
 
     def post(self, route: str, body: dict | None = None) -> tuple[int, dict]:
         return self.call("POST", route, body)
+
+    def artifact(self, method: str, path: str, data: bytes = b"", **extra) -> tuple[int, bytes]:
+        """(status, body) of a proxied artifact call on `<experiment>/<run>/artifacts/...`."""
+        url = self.prefix + "api/2.0/mlflow-artifacts/artifacts/" + path
+        response = self.client.generic(method, url, data, content_type="application/octet-stream",
+                                       **self.auth, **extra)  # fmt: skip
+        content = b"".join(response.streaming_content) if response.streaming else response.content
+        return response.status_code, content
+
+    def new_run(self, experiment: str) -> tuple[str, str]:
+        """(experiment id, run id) of a new run in a new experiment."""
+        experiment_id = self.post("experiments/create", {"name": experiment})[1]["experiment_id"]
+        run = self.post("runs/create", {"experiment_id": experiment_id})[1]["run"]["info"]
+        return experiment_id, run["run_id"]

@@ -110,6 +110,35 @@ class TestGitLabRefresh:
         assert not Membership.objects.filter(user_id=team["dora"].id).exists()
         assert "1 forgotten" in out
 
+    def test_it_orphans_a_project_gitlab_no_longer_has_even_without_memberships(self, gitlab, team):
+        GitLabProject.objects.create(id=team["project"].id, path=team["project"].path)
+        del gitlab.projects[team["project"].id]
+
+        out = refresh()
+
+        assert GitLabProject.objects.get(id=team["project"].id).orphaned_at is not None
+        assert "1 projects newly orphaned" in out
+
+    def test_it_orphans_nothing_on_the_word_of_a_token_that_cannot_see_everything(
+        self, settings, gitlab, team
+    ):
+        settings.GITLAB_SERVICE_TOKEN = gitlab.add_user("not-an-admin").token
+        GitLabProject.objects.create(id=team["project"].id, path=team["project"].path)
+
+        out = refresh()
+
+        assert GitLabProject.objects.get(id=team["project"].id).orphaned_at is None
+        assert "1 projects not found were not orphaned: GITLAB_SERVICE_TOKEN is no " in out
+
+    def test_it_restores_an_orphaned_project_gitlab_has_again(self, team):
+        GitLabProject.objects.create(id=team["project"].id, path=team["project"].path,
+                                     orphaned_at=timezone.now())  # fmt: skip
+
+        out = refresh()
+
+        assert GitLabProject.objects.get(id=team["project"].id).orphaned_at is None
+        assert "0 projects newly orphaned" in out
+
     def test_it_needs_the_service_token(self, settings):
         settings.GITLAB_SERVICE_TOKEN = ""
 

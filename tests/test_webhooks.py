@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from projects.models import GitLabProject, Membership, WebhookDelivery
 from tests.gitlab_double import GitLabDouble, Project, User
@@ -250,6 +251,33 @@ class TestProjectEvents:
                            "path_with_namespace": team.project.path})  # fmt: skip
 
         assert cached_paths(team.hugo) == set()
+
+    def test_it_orphans_a_destroyed_project_and_keeps_the_first_date(self, client, team):
+        search(client, team.project, team.hugo)
+        event = {"event_name": "project_destroy", "project_id": team.project.id,
+                 "path_with_namespace": team.project.path}  # fmt: skip
+
+        post_hook(client, event, key="destroy-1")
+        first = GitLabProject.objects.get(id=team.project.id).orphaned_at
+        post_hook(client, event, key="destroy-2")
+
+        assert first is not None
+        assert GitLabProject.objects.get(id=team.project.id).orphaned_at == first
+
+    def test_it_makes_an_orphaned_project_unreachable_even_from_a_fresh_membership(
+        self, client, team
+    ):
+        search(client, team.project, team.hugo)
+        GitLabProject.objects.filter(id=team.project.id).update(orphaned_at=timezone.now())
+
+        assert search(client, team.project, team.hugo) == 404
+
+    def test_it_restores_an_orphaned_project_gitlab_answers_for(self, client, team):
+        GitLabProject.objects.create(id=team.project.id, path=team.project.path,
+                                     orphaned_at=timezone.now())  # fmt: skip
+
+        assert search(client, team.project, team.hugo) == 200
+        assert GitLabProject.objects.get(id=team.project.id).orphaned_at is None
 
 
 class TestOtherDeliveries:

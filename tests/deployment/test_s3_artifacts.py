@@ -6,6 +6,7 @@ it through MLFLOW_S3_ENDPOINT_URL, as it would MinIO or Ceph.
 
 from __future__ import annotations
 
+import json
 import socket
 
 import boto3
@@ -115,3 +116,80 @@ class TestArtifactsOnS3:
         # a missing S3 key with 500 where local storage says 404; either way nothing leaks.)
         assert response.status_code in (404, 500)
         assert SECRET.encode() not in response.content
+
+
+def owned_project(gitlab, owner, name: str):
+    project = gitlab.add_project(f"s3ops/{name}/p{len(gitlab.projects)}")
+    project.direct[owner.id] = 50
+    return project
+
+
+def project_client(server, project, token, monkeypatch) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    uri = server.tracking_uri(project.path)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def sizes(endpoint: str, prefix: str) -> dict[str, int]:
+    return {item.key: item.size for item in bucket(endpoint).objects.filter(Prefix=prefix)}
+
+
+class TestOperationsOnS3:
+    def test_it_measures_usage_from_the_bucket(
+        self, server, gitlab, cast, s3_endpoint, monkeypatch, tmp_path
+    ):
+        project = owned_project(gitlab, cast.dave, "usage")
+        client = project_client(server, project, cast.dave.token, monkeypatch)
+        experiment_id = client.create_experiment("usage")
+        for size in (10_000, 2_500):
+            run_id = client.create_run(experiment_id).info.run_id
+            (tmp_path / f"{size}.bin").write_bytes(b"u" * size)
+            client.log_artifact(run_id, str(tmp_path / f"{size}.bin"))
+
+        rows = json.loads(server.manage("usage", "--format", "json"))
+
+        row = next(row for row in rows if row["project_id"] == project.id)
+        assert (row["runs"], row["artifact_files"], row["artifact_bytes"]) == (2, 2, 12_500)
+        stored = sizes(s3_endpoint, f"{PREFIX}/workspaces/p-{project.id}/")
+        assert sum(stored.values()) == 12_500
+
+    def test_it_collects_garbage_in_one_project_only(
+        self, server, gitlab, cast, s3_endpoint, monkeypatch, tmp_path
+    ):
+        mine, theirs = (owned_project(gitlab, cast.dave, "gc") for _ in range(2))
+        deleted = {}
+        (tmp_path / "w.bin").write_bytes(b"w" * 3000)
+        for project in (mine, theirs):
+            client = project_client(server, project, cast.dave.token, monkeypatch)
+            run_id = client.create_run(client.create_experiment("gc")).info.run_id
+            client.log_artifact(run_id, str(tmp_path / "w.bin"))
+            client.delete_run(run_id)
+            deleted[project.id] = run_id
+        theirs_before = sizes(s3_endpoint, f"{PREFIX}/workspaces/p-{theirs.id}/")
+
+        out = server.manage("gc", "--project", mine.path)
+
+        assert out.strip().endswith("Freed 1 runs and 3.0 kB of artifacts.")
+        assert sizes(s3_endpoint, f"{PREFIX}/workspaces/p-{mine.id}/") == {}
+        assert sizes(s3_endpoint, f"{PREFIX}/workspaces/p-{theirs.id}/") == theirs_before
+        assert len(theirs_before) == 1
+
+
+class TestArtifactStoreOnS3:
+    def test_it_never_deletes_a_project_whose_id_starts_like_another(
+        self, s3_endpoint, settings, monkeypatch
+    ):
+        """workspaces/p-1 must not reach workspaces/p-10: prefixes end with "/"."""
+        from mlflow_bridge import artifact_store
+
+        settings.MLFLOW_ARTIFACTS_DESTINATION = f"s3://{BUCKET}/prefixes"
+        monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)
+        for name, value in AWS.items():
+            monkeypatch.setenv(name, value)
+        for key in ("prefixes/workspaces/p-1/1/a.txt", "prefixes/workspaces/p-10/1/b.txt"):
+            bucket(s3_endpoint).put_object(Key=key, Body=b"12345")
+
+        assert artifact_store.size("workspaces/p-1") == (5, 1)
+        assert artifact_store.delete("workspaces/p-1") == 1
+
+        assert list(sizes(s3_endpoint, "prefixes/")) == ["prefixes/workspaces/p-10/1/b.txt"]

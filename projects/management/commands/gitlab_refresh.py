@@ -5,13 +5,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from projects import gitlab, membership_cache
-from projects.models import AccessLevel, Membership
+from projects.models import AccessLevel, GitLabProject, Membership
 
 
 class Command(BaseCommand):
     help = (
-        "Refresh every membership that has not expired from GitLab, with GITLAB_SERVICE_TOKEN, "
-        "at a bounded rate."
+        "Refresh every membership that has not expired and every known project from GitLab, "
+        "with GITLAB_SERVICE_TOKEN, at a bounded rate; a project GitLab no longer has is "
+        "orphaned, an orphaned one GitLab has again is restored."
     )
 
     def add_arguments(self, parser):
@@ -44,7 +45,10 @@ class Command(BaseCommand):
 
         try:
             summary = membership_cache.refresh(
-                memberships, pace=membership_cache.paced(options["per_second"]), progress=progress
+                memberships,
+                GitLabProject.objects.all(),
+                pace=membership_cache.paced(options["per_second"]),
+                progress=progress,
             )
         except gitlab.TokenRejected as exc:
             raise CommandError(f"GitLab refuses GITLAB_SERVICE_TOKEN ({exc}): renew it.")

@@ -1,0 +1,85 @@
+"""PROJECT_ARTIFACT_QUOTA_BYTES: an upload that would take a project beyond it is refused.
+
+The check runs before MLflow reads a byte of the upload, so a refused upload leaves nothing
+behind. A project's usage is its ProjectUsage figure (measured by `usage`, or now on its first
+upload), plus what each accepted upload added since; a delete re-measures the project. Uploads
+in flight at the same moment are each checked against the usage before them, so together they
+may overshoot by at most their own sizes. Reads and deletes are never checked.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import F
+from django.http import HttpRequest
+from werkzeug.routing import Rule
+
+from mlflow_bridge import artifact_store, usage
+from mlflow_bridge.errors import BridgeError
+from projects.models import GitLabProject, ProjectUsage
+from projects.units import human
+
+UPLOAD_METHODS = frozenset({"PUT", "POST"})
+
+
+def _names_a_file(rule: Rule) -> bool:
+    """Artifact routes that carry or delete a file (not multipart uploads, whose parts go
+    straight to S3 and which MLflow serves only with MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD)."""
+    return (
+        "<path:artifact_path>" in rule.rule or rule.rule.endswith("/upload-artifact")
+    ) and "/mpu/" not in rule.rule
+
+
+def _used(project: GitLabProject) -> int:
+    row = ProjectUsage.objects.filter(project=project).only("artifact_bytes").first()
+    if row is not None:
+        return row.artifact_bytes
+    # Never measured: all its figures now, once (`usage` keeps them current afterwards).
+    return usage.measure([project.workspace])[project.workspace].artifact_bytes
+
+
+def _remeasure_artifacts(project: GitLabProject) -> None:
+    """The project's artifact bytes after a delete: one listing of its directory only."""
+    size, count = artifact_store.size(artifact_store.workspace_directory(project.workspace))
+    ProjectUsage.objects.filter(project=project).update(artifact_bytes=size, artifact_files=count)
+
+
+def check(project: GitLabProject, request: HttpRequest, rule: Rule) -> int:
+    """The size of an upload the quota allows (0 when not an upload, or no quota); raises
+    BridgeError for one it does not."""
+    limit = settings.PROJECT_ARTIFACT_QUOTA_BYTES
+    if not limit or request.method not in UPLOAD_METHODS or not _names_a_file(rule):
+        return 0
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if not length.isdigit():
+        raise BridgeError(
+            "INVALID_PARAMETER_VALUE",
+            f"{project.path} has an artifact quota: send uploads with a Content-Length header "
+            "(the mlflow client does), not chunked.",
+        )
+    used, size = _used(project), int(length)
+    if used + size > limit:
+        raise BridgeError(
+            "REQUEST_LIMIT_EXCEEDED",
+            f"Artifact quota exceeded: {project.path} holds {human(used)} ({used} bytes) of "
+            f"artifacts, and this upload of {human(size)} would pass its limit of "
+            f"{human(limit)} ({limit} bytes, PROJECT_ARTIFACT_QUOTA_BYTES). Delete artifacts "
+            "(and run `gc`), or ask the administrators for more.",
+            # 413, not MLflow's 429 for this code: clients retry a 429, and this will not pass.
+            status=413,
+        )
+    return size
+
+
+def record(
+    project: GitLabProject, request: HttpRequest, rule: Rule, size: int, status: int
+) -> None:
+    """Count an accepted upload; re-measure after an artifact delete (only with a quota)."""
+    if not settings.PROJECT_ARTIFACT_QUOTA_BYTES or status != 200:
+        return
+    if size:
+        ProjectUsage.objects.filter(project=project).update(
+            artifact_bytes=F("artifact_bytes") + size
+        )
+    elif request.method == "DELETE" and _names_a_file(rule):
+        _remeasure_artifacts(project)
