@@ -12,22 +12,27 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest
-from werkzeug.routing import Rule
 
 from mlflow_bridge import artifact_store, usage
 from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.routes import Action, BodyKind, Route
 from projects.models import GitLabProject, ProjectUsage
 from projects.units import human
 
 UPLOAD_METHODS = frozenset({"PUT", "POST"})
 
 
-def _names_a_file(rule: Rule) -> bool:
-    """Artifact routes that carry or delete a file (not multipart uploads, whose parts go
+def _uploads_a_file(request: HttpRequest, route: Route) -> bool:
+    """A route of the table that carries a file up (not multipart uploads, whose parts go
     straight to S3 and which MLflow serves only with MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD)."""
-    return (
-        "<path:artifact_path>" in rule.rule or rule.rule.endswith("/upload-artifact")
-    ) and "/mpu/" not in rule.rule
+    return request.method in UPLOAD_METHODS and route.body in (
+        BodyKind.FILE,
+        BodyKind.BUFFERED_FILE,
+    )
+
+
+def _deletes_a_file(request: HttpRequest, route: Route) -> bool:
+    return route.action is Action.DELETE and "artifact_path" in request.path_arguments
 
 
 def _used(project: GitLabProject) -> int:
@@ -44,11 +49,11 @@ def _remeasure_artifacts(project: GitLabProject) -> None:
     ProjectUsage.objects.filter(project=project).update(artifact_bytes=size, artifact_files=count)
 
 
-def check(project: GitLabProject, request: HttpRequest, rule: Rule) -> int:
+def check(project: GitLabProject, request: HttpRequest, route: Route) -> int:
     """The size of an upload the quota allows (0 when not an upload, or no quota); raises
     BridgeError for one it does not."""
     limit = settings.PROJECT_ARTIFACT_QUOTA_BYTES
-    if not limit or request.method not in UPLOAD_METHODS or not _names_a_file(rule):
+    if not limit or not _uploads_a_file(request, route):
         return 0
     length = request.META.get("CONTENT_LENGTH") or ""
     if not length.isdigit():
@@ -72,7 +77,7 @@ def check(project: GitLabProject, request: HttpRequest, rule: Rule) -> int:
 
 
 def record(
-    project: GitLabProject, request: HttpRequest, rule: Rule, size: int, status: int
+    project: GitLabProject, request: HttpRequest, route: Route, size: int, status: int
 ) -> None:
     """Count an accepted upload; re-measure after an artifact delete (only with a quota)."""
     if not settings.PROJECT_ARTIFACT_QUOTA_BYTES or status != 200:
@@ -81,5 +86,5 @@ def record(
         ProjectUsage.objects.filter(project=project).update(
             artifact_bytes=F("artifact_bytes") + size
         )
-    elif request.method == "DELETE" and _names_a_file(rule):
+    elif _deletes_a_file(request, route):
         _remeasure_artifacts(project)

@@ -289,7 +289,7 @@ def forward(request: Request) -> HttpResponse:
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
     check_path_arguments(request, project.workspace)
-    upload_size = quota.check(project, request, request.rule)
+    upload_size = quota.check(project, request, route)
     body = None
     if route.body is BodyKind.JSON:
         body = checked_json_body(request, rewriter, project.workspace)
@@ -304,7 +304,7 @@ def forward(request: Request) -> HttpResponse:
         body=body,
     )
     response = dispatch.call_mlflow(environ, project.workspace)
-    quota.record(project, request, request.rule, upload_size, response.status_code)
+    quota.record(project, request, route, upload_size, response.status_code)
     return response
 
 
