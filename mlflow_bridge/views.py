@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import dispatch, messages, mlflow_app, ownership, storage, workspaces
+from mlflow_bridge import authorship, dispatch, messages, mlflow_app, ownership, storage, workspaces
 from mlflow_bridge.authentication import (
     authenticate,
     tag_job_run,
@@ -224,6 +224,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
         messages.check_parses(request.method, rule.rule, document)
         check_required(route, document)
         check_contents(document, project.workspace)
+        body, document = authorship.stamp(project_access.user.username, route, body, document)
         body = tag_job_run(project_access, route, body, document)
     environ = dispatch.mlflow_environ(
         request.META,

@@ -154,6 +154,8 @@ MIDDLEWARE = [
     # One line per request below /mlflow/, with what the tracking view learnt (project, route).
     "sharinghub_mlflow.observability.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and scripts, collected into STATIC_ROOT by `serve` (no web server needed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -202,7 +204,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# `serve` runs collectstatic into it at every start; WhiteNoise serves it from there.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "static")))
 
 LOGGING = {
     "version": 1,

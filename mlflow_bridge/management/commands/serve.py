@@ -27,6 +27,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        # The admin's CSS and scripts, served by WhiteNoise from STATIC_ROOT.
+        call_command("collectstatic", interactive=False, verbosity=0)
         try:
             mlflow_app.upgrade_database()
         except Exception as exc:
