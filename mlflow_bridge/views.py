@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import authorship, dispatch, messages, mlflow_app, ownership, storage, workspaces
+from mlflow_bridge import authorship, dispatch, messages, mlflow_app, ownership, storage, ui_answers
 from mlflow_bridge.authentication import (
     authenticate,
     tag_job_run,
@@ -190,7 +190,7 @@ def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
         or not access.is_served(project_access.project)
     ):
         raise not_found()
-    if ui_answer := workspaces.answer(request.method, rest, project_access.project):
+    if ui_answer := ui_answers.answer(request.method, rest, project_access):
         return ui_answer
 
     matched = match_mlflow_rule(rest, request.method)
