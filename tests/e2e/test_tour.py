@@ -73,6 +73,17 @@ UNDER_THE_BAR = """() => {
   return [...found];
 }"""
 
+# Where MLflow's page ends once scrolled to its end (then scrolled back); with a drawer or
+# dialog open, where that ends (the page behind it may be locked, as in a bare MLflow).
+SCROLLED_TO_THE_END = """() => {
+  const dialog = [...document.querySelectorAll("[role=dialog]")].find((d) => d.offsetParent);
+  if (dialog) { return dialog.getBoundingClientRect().bottom; }
+  document.body.scrollTop = document.body.scrollHeight;
+  const bottom = document.getElementById("root").getBoundingClientRect().bottom;
+  document.body.scrollTop = 0;
+  return bottom;
+}"""
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, gitlab):
@@ -147,7 +158,12 @@ class Visitor:
     def nothing_under_the_bar(self, name: str) -> None:
         for width, height in WINDOW_SIZES:
             self.page.set_viewport_size({"width": width, "height": height})
+            if (width, height) != WINDOW_SIZES[0]:
+                self.shot(f"{name.replace(' ', '-')}-{width}x{height}")
             assert self.page.evaluate(UNDER_THE_BAR) == [], f"{name} at {width}x{height}"
+            # ... and all of MLflow's page can be seen: it fits below the bar, or scrolls there.
+            bottom = self.page.evaluate(SCROLLED_TO_THE_END)
+            assert bottom <= height, f"{name} at {width}x{height} ends at {bottom}"
         self.page.set_viewport_size({"width": 1400, "height": 900})
 
     def ui(self, tour, route: str = "") -> str:
