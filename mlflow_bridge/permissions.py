@@ -43,7 +43,7 @@ class IsProjectMember(BasePermission):
 class IsServedRoute(BasePermission):
     """Allows access only to routes this service can keep inside one project."""
 
-    message = "{feature} is not available through SharingHub MLflow."
+    message = "{feature}: not available on this SharingHub MLflow server."
 
     def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
         return request.route.action is not Action.REFUSED

@@ -53,7 +53,9 @@ def test_it_refuses_every_other_workspace_route(api, cast, method, path):
     response = api.call(method, path, json={"name": "p-999", "description": "x"})
 
     assert response.status_code == 403
-    assert response.json()["message"].startswith("Workspace administration is not available")
+    assert response.json()["message"] == (
+        "Workspace administration: not available on this SharingHub MLflow server."
+    )
 
 
 def test_it_answers_non_members_404_like_every_route(gunicorn_server, cast):

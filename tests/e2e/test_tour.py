@@ -254,6 +254,14 @@ class TestDeveloper:
         dave.nothing_under_the_bar("prompts")
         dave.shot("prompts")
 
+        page.goto(dave.ui(tour, "#/"))
+        expect(page.get_by_role("heading", name=re.compile("Welcome to MLflow"))).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile("demo", re.I))).to_have_count(0)
+        expect(page.get_by_text("Create new workspace")).to_have_count(0)
+        expect(page.get_by_text("New to MLflow?")).to_be_hidden()
+        expect(page.get_by_role("link", name=re.compile("AI Gateway"))).to_have_count(0)
+        dave.shot("home")
+
         page.goto(dave.ui(tour, "#/settings/general"))
         expect(page.get_by_role("heading", name="Theme preference")).to_be_visible()
         expect(page.get_by_text("Enable telemetry")).to_be_hidden()
