@@ -21,7 +21,7 @@ from mlflow_bridge.authentication import (
     token_refused,
     unauthenticated,
 )
-from mlflow_bridge.errors import BridgeError, error_response, not_found
+from mlflow_bridge.errors import BridgeError, error_response, gitlab_unavailable, not_found
 from mlflow_bridge.permissions import permissions_for
 from mlflow_bridge.rewrite import RequestRewriter
 from mlflow_bridge.routes import Route, route_for
@@ -152,12 +152,7 @@ def tracking(request: HttpRequest, location: str) -> HttpResponse:
     try:
         return serve_tracking(request, location)
     except gitlab.GitLabUnavailable as exc:
-        return error_response(
-            BridgeError(
-                "TEMPORARILY_UNAVAILABLE",
-                f"Cannot check your access right now ({exc}); retry in a moment.",
-            )
-        )
+        return error_response(gitlab_unavailable(exc))
     except gitlab.TokenRejected as exc:
         # GitLab may refuse the token on the project call too (revoked since, or too narrow).
         return error_response(token_refused(exc))
