@@ -239,6 +239,11 @@ class TestDeveloper:
         expect(page.get_by_role("link", name="tour-model")).to_be_visible()
         dave.nothing_under_the_bar("models")
         dave.shot("models")
+        page.keyboard.press("Escape")  # MLflow's own "new model registry UI" announcement
+        page.get_by_role("link", name="tour-model").click()
+        expect(page.get_by_role("link", name="Version 1")).to_be_visible()
+        dave.nothing_under_the_bar("model")
+        dave.shot("model")
 
         page.goto(dave.ui(tour, f"#/experiments/{experiment}/traces"))
         page.get_by_text('{"x": 21}').first.click()
