@@ -217,6 +217,13 @@ class Row:
             parts.append("0 GitLab calls: " + ("met" if self.gitlab_calls == 0 else "MISSED"))
         return "; ".join(parts) or "—"
 
+    def cpu_cell(self) -> str:
+        """Server CPU ms per operation, bare → service (service/bare), when measured."""
+        cpu = getattr(self.samples, "cpu_ms_per_op", None)
+        if not cpu or not cpu[BARE]:
+            return "—"
+        return f"{fmt(cpu[BARE])} → {fmt(cpu[SERVICE])} ({cpu[SERVICE] / cpu[BARE]:.2f})"
+
     def markdown(self) -> str:
         calls = "—" if self.gitlab_calls is None else str(self.gitlab_calls)
         cells = [
@@ -228,6 +235,7 @@ class Row:
             fmt(statistics.median(self.service)),
             fmt(self.p95(self.service)),
             "—" if math.isnan(self.ratio) else f"{self.ratio:.2f}",
+            self.cpu_cell(),
             calls,
             self.verdict(),
         ]
@@ -236,8 +244,8 @@ class Row:
 
 TABLE_HEADER = (
     "| # | workload | unit | bare median | bare p95 | service median | service p95 "
-    "| service/bare | GitLab calls | budget |\n"
-    "|---|---|---|--:|--:|--:|--:|--:|--:|---|"
+    "| service/bare | server CPU ms/op, bare → service | GitLab calls | budget |\n"
+    "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
 )
 
 
@@ -504,15 +512,42 @@ class Bench:
     def gitlab_calls(self) -> int:
         return len(self.servers.gitlab.calls)
 
-    def alternate(self, schedule: list[int], step: Step) -> dict[str, list[float]]:
+    def alternate(self, schedule: list[int], step: Step) -> Samples:
         """Give both servers each turn of `schedule`: `step(target, n)` does n operations and
-        returns their samples. Who goes first swaps every turn (bare service, service bare...)."""
-        samples: dict[str, list[float]] = {BARE: [], SERVICE: []}
+        returns their samples. Who goes first swaps every turn (bare service, service bare...).
+        Each server's CPU time (its process tree's) is read around its own turns only."""
+        samples = Samples({BARE: [], SERVICE: []})
+        cpu = dict.fromkeys(samples, 0.0)
         for index, count in enumerate(schedule):
             order = self.targets if index % 2 == 0 else self.targets[::-1]
             for target in order:
+                started = tree_cpu_seconds(target.pid)
                 samples[target.name].extend(step(target, count))
+                cpu[target.name] += tree_cpu_seconds(target.pid) - started
+        operations = sum(schedule)
+        samples.cpu_ms_per_op = {name: 1000 * seconds / operations for name, seconds in cpu.items()}
         return samples
+
+
+class Samples(dict):
+    """Samples per server, and the server CPU time each operation cost (ms), when measured."""
+
+    cpu_ms_per_op: dict[str, float] | None = None
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) the process tree of `root` has used so far."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / CLOCK_TICKS
 
 
 def process_tree(root: int) -> list[int]:
@@ -1129,8 +1164,10 @@ def report(
         "",
         markdown_table(rows),
         "p95 is the worst 5%: the 95th percentile of a time, the 5th of a throughput. "
-        "service/bare is the ratio of the medians. GitLab calls: those the service made "
-        "during the workload, its set-up included.",
+        "service/bare is the ratio of the medians. Server CPU: user + system time of each "
+        "server's process tree during its own turns, per operation (the database server's "
+        "is not included); steadier than wall times on a shared machine. GitLab calls: those "
+        "the service made during the workload, its set-up included.",
         "",
         *(f"- {note}" for note in bench.notes),
     ]

@@ -1,45 +1,39 @@
-"""Who is calling: a GitLab token from `Authorization: Bearer` or Basic (password = token).
+"""Who is calling: DRF authentication classes for GitLab tokens and browser sessions.
 
-Like DRF's authentication classes, `authenticate` has three outcomes: None when the request
-carries no credentials of this scheme, a raised BridgeError when it carries bad ones, and a
-(GitLab user, token) pair on success. A GitLab CI job token (CI_JOB_TOKEN) authenticates as the
-user who triggered the job; its project access is the job's (projects/jobs.py), and the runs
-it creates are tagged with the job (`tag_job_run`).
+Each class has DRF's three outcomes: None when the request carries no credentials of its
+scheme, a raised `Unauthenticated` (401) when it carries bad ones, and `(GitLabUser,
+Credential)` on success: `request.user` is the GitLab user, `request.auth` the credential
+(its token, the token's SHA-256, its CI job, whether it proved the read_api scope).
 
-A browser authenticates by its session instead (GitLabSessionAuthentication, after a GitLab
-login); `authenticate` tries the schemes in order, so an explicit token header always wins.
+- GitLabTokenAuthentication: a GitLab personal, project, group, OAuth or CI job token in
+  `Authorization: Bearer`, in Basic (the password), or in GitLab's own `PRIVATE-TOKEN` and
+  `JOB-TOKEN` headers. A CI job token authenticates as the user who triggered the job; its
+  project access is the job's (projects/jobs.py).
+- GitLabSessionAuthentication: a browser, by the GitLab OAuth login of its session; a request
+  that may change state must come from this site.
+
+A token GitLab has not seen recently is asked of GitLab: throttling.check_lookup may refuse
+that first (429), so that unknown credentials cannot make the service hammer GitLab.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import Route
+from mlflow_bridge import throttling
+from mlflow_bridge.errors import CHALLENGE, BridgeError, Unauthenticated, token_refused
 from projects import access, gitlab, oauth
 from projects.models import GitLabUser
 
-CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mlflow", Basic realm="mlflow"'}
-
-
-def unauthenticated(message: str) -> BridgeError:
-    return BridgeError("UNAUTHENTICATED", message, headers=CHALLENGE)
-
-
-def token_refused(exc: gitlab.TokenRejected) -> BridgeError:
-    """401 for a token GitLab refused, saying how to get one it accepts."""
-    if isinstance(exc, gitlab.TokenScopeTooNarrow):
-        return unauthenticated(
-            "Your GitLab token lacks the read_api scope: create a token with read_api."
-        )
-    return unauthenticated("GitLab does not accept this token (unknown, expired or revoked).")
+Authenticated = tuple[GitLabUser, access.Credential]
 
 
 def token_from_header(header: str) -> str | None:
@@ -50,7 +44,7 @@ def token_from_header(header: str) -> str | None:
     credentials = credentials.strip()
     if scheme.lower() == "bearer":
         if not credentials:
-            raise unauthenticated(
+            raise Unauthenticated(
                 "Empty Bearer token. Set MLFLOW_TRACKING_TOKEN to a GitLab token."
             )
         return credentials
@@ -58,27 +52,39 @@ def token_from_header(header: str) -> str | None:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise unauthenticated("Malformed Basic credentials: expected base64 of user:token.")
+            raise Unauthenticated("Malformed Basic credentials: expected base64 of user:token.")
         _, separator, password = decoded.partition(":")
         if not separator or not password:
-            raise unauthenticated(
+            raise Unauthenticated(
                 "Basic credentials need a GitLab token as the password (MLFLOW_TRACKING_PASSWORD)."
             )
         return password
-    raise unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")
+    raise Unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")
 
 
-class GitLabTokenAuthentication:
+def token_of(request: HttpRequest) -> str | None:
+    """The request's GitLab token: Authorization first, then GitLab's own header names."""
+    token = token_from_header(request.headers.get("Authorization", ""))
+    if token is None:
+        token = request.headers.get("Private-Token") or request.headers.get("Job-Token")
+    return token
+
+
+class GitLabTokenAuthentication(BaseAuthentication):
     """Authenticates a GitLab personal, project, group, OAuth or CI job token."""
 
-    def authenticate(self, request: HttpRequest) -> tuple[GitLabUser, str] | None:
-        token = token_from_header(request.headers.get("Authorization", ""))
+    def authenticate(self, request: Request) -> Authenticated | None:
+        token = token_of(request)
         if token is None:
             return None
         try:
-            return access.user_for_token(token), token
+            credential = access.credential_for(token, lambda: throttling.check_lookup(request))
         except gitlab.TokenRejected as exc:
             raise token_refused(exc)
+        return credential.user, credential
+
+    def authenticate_header(self, request: Request) -> str:
+        return CHALLENGE
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -95,17 +101,18 @@ def is_same_origin(request: HttpRequest) -> bool:
     return origin in (f"{request.scheme}://{request.get_host()}", *settings.CSRF_TRUSTED_ORIGINS)
 
 
-class GitLabSessionAuthentication:
+class GitLabSessionAuthentication(BaseAuthentication):
     """Authenticates a browser by its session: the GitLab OAuth login of the session's user.
 
     A session cookie travels with any request the browser makes, whoever made the page, so a
     request that may change state must come from this site (MLflow's UI sends no CSRF token,
     but browsers send Origin). Token requests are not concerned: no page can make a browser
-    send a token header.
+    send a token header. Works on DRF's Request and on a plain Django request (the pages).
     """
 
-    def authenticate(self, request: HttpRequest) -> tuple[GitLabUser, str] | None:
-        user = getattr(request, "user", None)
+    def authenticate(self, request: Request | HttpRequest) -> Authenticated | None:
+        django_request = getattr(request, "_request", request)
+        user = getattr(django_request, "user", None)
         login = oauth.gitlab_login(user) if user is not None and user.is_authenticated else None
         if login is None:
             return None
@@ -116,39 +123,11 @@ class GitLabSessionAuthentication:
                 "site. Scripts authenticate with a GitLab token instead.",
             )
         try:
-            token = oauth.access_token_for(login)
-            return access.user_for_token(token), token
+            credential = access.credential_for(oauth.access_token_for(login))
         except (oauth.LoginExpired, gitlab.TokenRejected):
-            oauth.log_out(request, "Your GitLab login has expired: log in again.", messages.WARNING)
-            # No Basic challenge: a browser would answer it with its own password dialog.
+            oauth.log_out(
+                django_request, "Your GitLab login has expired: log in again.", messages.WARNING
+            )
+            # No challenge: a browser would answer it with its own password dialog.
             raise BridgeError("UNAUTHENTICATED", "Your GitLab login has expired: log in again.")
-
-
-AUTHENTICATION_CLASSES = (GitLabTokenAuthentication, GitLabSessionAuthentication)
-
-
-def authenticate(request: HttpRequest) -> tuple[GitLabUser, str] | None:
-    """The first scheme the request carries decides; None when it carries none."""
-    for authentication_class in AUTHENTICATION_CLASSES:
-        authenticated = authentication_class().authenticate(request)
-        if authenticated is not None:
-            return authenticated
-    return None
-
-
-JOB_TAG_KEYS = ("gitlab.job_url", "gitlab.job_id", "gitlab.pipeline_id")
-RUN_CREATE_RULE = "/2.0/mlflow/runs/create"
-
-
-def tag_job_run(
-    project_access: access.ProjectAccess, route: Route, body: bytes | None, document: dict
-) -> bytes | None:
-    """The body to send on: a run a CI job creates gets the job's URL, id and pipeline id as
-    tags. Only the bridge sets them: storage.check_reserved_tags refuses them from clients."""
-    job = project_access.job
-    if job is None or route.rule != RUN_CREATE_RULE:
-        return body
-    tags = list(document.get("tags")) if isinstance(document.get("tags"), list) else []
-    values = (job.web_url, str(job.id), str(job.pipeline_id))
-    tags += [{"key": key, "value": value} for key, value in zip(JOB_TAG_KEYS, values, strict=True)]
-    return json.dumps({**document, "tags": tags}).encode()
+        return credential.user, credential

@@ -13,8 +13,9 @@ DispatcherMiddleware). Keys changed:
   in-process, so MLflow neither trusts nor looks up the header.
 
 Dropped because MLflow must not act on them: the client's credentials (HTTP_AUTHORIZATION,
-HTTP_COOKIE), forwarding headers (HTTP_FORWARDED, HTTP_X_FORWARDED_*, whose trust is Django's
-business) and hop-by-hop headers. Nothing else is read from the client.
+HTTP_PRIVATE_TOKEN, HTTP_JOB_TOKEN, HTTP_COOKIE), forwarding headers (HTTP_FORWARDED,
+HTTP_X_FORWARDED_*, whose trust is Django's business) and hop-by-hop headers. Nothing else
+is read from the client.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from mlflow_bridge.mlflow_app import flask_app
 DROPPED_ENVIRON_KEYS = frozenset(
     {
         "HTTP_AUTHORIZATION",
+        "HTTP_PRIVATE_TOKEN",
+        "HTTP_JOB_TOKEN",
         "HTTP_COOKIE",
         "HTTP_FORWARDED",
         "HTTP_CONNECTION",

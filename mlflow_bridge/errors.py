@@ -1,11 +1,22 @@
-"""MLflow-style JSON errors: `{"error_code": ..., "message": ...}` with the matching status."""
+"""MLflow-style JSON errors: `{"error_code": ..., "message": ...}` with the matching status.
+
+`BridgeError` is a DRF `APIException` carrying one of MLflow's error codes; `exception_handler`
+(REST_FRAMEWORK's EXCEPTION_HANDLER) is the one place that turns any exception of the edge
+into MLflow's shape: the bridge's own, DRF's (authentication, permissions, throttles) and
+GitLab's (a token refused, GitLab not answering).
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.http import JsonResponse
+import logging
+import math
 
-from projects import gitlab_health
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from rest_framework import exceptions
+
+from projects import gitlab, gitlab_health
 
 # MLflow's error codes (mlflow.protos.databricks_pb2) and the status MLflow gives each.
 STATUS_OF_CODE = {
@@ -15,13 +26,29 @@ STATUS_OF_CODE = {
     "PERMISSION_DENIED": 403,
     "RESOURCE_DOES_NOT_EXIST": 404,
     "ENDPOINT_NOT_FOUND": 404,
-    "REQUEST_LIMIT_EXCEEDED": 413,
+    "REQUEST_LIMIT_EXCEEDED": 429,
     "TEMPORARILY_UNAVAILABLE": 503,
 }
+# DRF's exceptions, as MLflow would name them.
+CODE_OF_DRF_EXCEPTION: dict[type[exceptions.APIException], str] = {
+    exceptions.NotAuthenticated: "UNAUTHENTICATED",
+    exceptions.AuthenticationFailed: "UNAUTHENTICATED",
+    exceptions.PermissionDenied: "PERMISSION_DENIED",
+    exceptions.NotFound: "RESOURCE_DOES_NOT_EXIST",
+    exceptions.Throttled: "REQUEST_LIMIT_EXCEEDED",
+    exceptions.ParseError: "MALFORMED_REQUEST",
+}
+CHALLENGE = 'Bearer realm="mlflow", Basic realm="mlflow"'
+
+logger = logging.getLogger(__name__)
 
 
-class BridgeError(Exception):
-    """A request the bridge answers itself, with an MLflow error code and a message."""
+class BridgeError(exceptions.APIException):
+    """A request the bridge answers itself, with an MLflow error code and a message.
+
+    `status` overrides the code's usual status where MLflow has no code of its own (413), or
+    where the usual one would mislead clients (424: gitlab_unavailable).
+    """
 
     def __init__(
         self,
@@ -30,25 +57,31 @@ class BridgeError(Exception):
         headers: dict[str, str] | None = None,
         status: int | None = None,
     ):
-        super().__init__(message)
+        super().__init__(detail=message, code=error_code)
         self.error_code = error_code
         self.message = message
         self.headers = headers or {}
-        # Only where the code's usual status would mislead clients (gitlab_unavailable).
-        self._status = status
+        self.status_code = status or STATUS_OF_CODE[error_code]
 
     @property
     def status(self) -> int:
-        return self._status or STATUS_OF_CODE[self.error_code]
+        return self.status_code
 
 
-def error_response(error: BridgeError) -> JsonResponse:
-    response = JsonResponse(
-        {"error_code": error.error_code, "message": error.message}, status=error.status
+class Unauthenticated(BridgeError, exceptions.AuthenticationFailed):
+    """Bad credentials: 401 with the view's WWW-Authenticate challenge (DRF adds it)."""
+
+    def __init__(self, message: str):
+        super().__init__("UNAUTHENTICATED", message)
+
+
+def too_large(limit: int) -> BridgeError:
+    return BridgeError(
+        "REQUEST_LIMIT_EXCEEDED",
+        f"The request body is larger than {limit} bytes (MAX_JSON_BODY_SIZE). "
+        "Log large data as artifacts.",
+        status=413,
     )
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
 
 
 def not_found() -> BridgeError:
@@ -60,19 +93,20 @@ def not_found() -> BridgeError:
     )
 
 
-def server_error(request, *args, **kwargs) -> JsonResponse:
-    """Django's handler500: even an unexpected failure answers in MLflow's JSON shape."""
-    return JsonResponse(
-        {"error_code": "INTERNAL_ERROR", "message": "Internal error; it has been logged."},
-        status=500,
-    )
+def token_refused(exc: gitlab.TokenRejected) -> Unauthenticated:
+    """401 for a token GitLab refused, saying how to get one it accepts."""
+    if isinstance(exc, gitlab.TokenScopeTooNarrow):
+        return Unauthenticated(
+            "Your GitLab token lacks the read_api scope: create a token with read_api."
+        )
+    return Unauthenticated("GitLab does not accept this token (unknown, expired or revoked).")
 
 
 # Failed Dependency: GitLab, which the request needs, failed. mlflow clients do not retry it.
 LONG_OUTAGE_STATUS = 424
 
 
-def gitlab_unavailable(exc: Exception) -> BridgeError:
+def gitlab_unavailable(exc: gitlab.GitLabUnavailable) -> BridgeError:
     """The error for a request that needs GitLab while GitLab cannot answer.
 
     While GitLab has failed for less than GITLAB_OUTAGE_RETRYABLE seconds: a 503, which the
@@ -92,4 +126,62 @@ def gitlab_unavailable(exc: Exception) -> BridgeError:
         "seconds. Try again once GitLab is back; if it stays unreachable, the service's "
         "GITLAB_URL may be wrong (ask its operator).",
         status=LONG_OUTAGE_STATUS,
+    )
+
+
+def as_bridge_error(exc: Exception) -> BridgeError | None:
+    """Any exception of the edge as MLflow would name it; None for a genuine bug."""
+    if isinstance(exc, BridgeError):
+        return exc
+    if isinstance(exc, gitlab.TokenRejected):
+        error = token_refused(exc)
+        error.headers["WWW-Authenticate"] = CHALLENGE
+        return error
+    if isinstance(exc, gitlab.GitLabUnavailable):
+        return gitlab_unavailable(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database restarted or cannot be reached: Django reconnects on the next request
+        # (CONN_HEALTH_CHECKS), so this is retryable. The driver's text stays in the log.
+        logger.warning("Database unavailable: %s", type(exc).__name__)
+        return BridgeError(
+            "TEMPORARILY_UNAVAILABLE",
+            "The service's database is unavailable right now; retry in a moment.",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, exceptions.APIException):
+        code = next(
+            (code for kind, code in CODE_OF_DRF_EXCEPTION.items() if isinstance(exc, kind)),
+            "INVALID_PARAMETER_VALUE",
+        )
+        return BridgeError(code, str(exc.detail), status=exc.status_code)
+    return None
+
+
+def exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
+    """DRF's EXCEPTION_HANDLER: every refusal in MLflow's JSON shape, with its headers."""
+    error = as_bridge_error(exc)
+    if error is None:
+        return None
+    response = error_response(error)
+    if auth_header := getattr(exc, "auth_header", None):
+        response["WWW-Authenticate"] = auth_header
+    if wait := getattr(exc, "wait", None):
+        response["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
+def error_response(error: BridgeError) -> JsonResponse:
+    response = JsonResponse(
+        {"error_code": error.error_code, "message": error.message}, status=error.status
+    )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def server_error(request, *args, **kwargs) -> JsonResponse:
+    """Django's handler500: even an unexpected failure answers in MLflow's JSON shape."""
+    return JsonResponse(
+        {"error_code": "INTERNAL_ERROR", "message": "Internal error; it has been logged."},
+        status=500,
     )

@@ -1,86 +1,98 @@
-"""Permission classes in DRF's shape, composed per route by `permissions_for`.
+"""Permission classes (Django REST framework's), composed per route by `permissions_for`.
 
-Each answers `has_permission(request, view)`; the view turns the first "no" into a response:
-404 when the caller cannot read the project (it does not exist for them), 403 otherwise.
+Each answers `has_permission(request, view)` from what the tracking view learnt:
+`request.project_access` (the caller's role in the project, None when the project does not
+exist for them) and `request.route` (the route table's row, None until the route is known).
+A "no" becomes an MLflow error with the class's `code` (TrackingView.permission_denied):
+RESOURCE_DOES_NOT_EXIST (404) when the caller cannot read the project, so that a project
+they cannot see and one that does not exist answer alike; PERMISSION_DENIED (403) otherwise.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from rest_framework.permissions import BasePermission
 
+from mlflow_bridge.errors import not_found
 from mlflow_bridge.routes import Action, Route
-from projects.access import ProjectAccess
-
-
-class ProjectRequest(Protocol):
-    """What permission classes look at: the caller's project access and the matched route."""
-
-    project_access: ProjectAccess
-    route: Route
-
-
-class BasePermission:
-    message = "Permission denied."
-    # 404 hides the project's existence; 403 says the project exists but the action is not yours.
-    status = 403
-
-    def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
-        raise NotImplementedError
-
-    def describe(self, request: ProjectRequest) -> str:
-        return self.message
+from projects import access
 
 
 class IsProjectMember(BasePermission):
     """Allows access only to users with at least Guest level in the project."""
 
-    status = 404
+    code = "RESOURCE_DOES_NOT_EXIST"
+    message = not_found().message
 
-    def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
-        return request.project_access.can_read
+    def has_permission(self, request, view) -> bool:
+        project_access = request.project_access
+        return project_access is not None and project_access.can_read
+
+
+class IsServedProject(BasePermission):
+    """Allows access only to projects carrying every GITLAB_MANDATORY_TOPICS topic."""
+
+    code = "RESOURCE_DOES_NOT_EXIST"
+    message = not_found().message
+
+    def has_permission(self, request, view) -> bool:
+        return access.is_served(request.project_access.project)
 
 
 class IsServedRoute(BasePermission):
     """Allows access only to routes this service can keep inside one project."""
 
-    message = "{feature}: not available on this SharingHub MLflow server."
+    code = "PERMISSION_DENIED"
 
-    def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
-        return request.route.action is not Action.REFUSED
-
-    def describe(self, request: ProjectRequest) -> str:
+    def has_permission(self, request, view) -> bool:
+        if request.route.action is not Action.REFUSED:
+            return True
         feature = request.route.feature
-        return self.message.format(feature=feature[:1].upper() + feature[1:])
+        self.message = (
+            f"{feature[:1].upper()}{feature[1:]}: not available on this SharingHub MLflow server."
+        )
+        return False
 
 
 class CanWriteProject(BasePermission):
     """Allows create, update and delete only to Developer or higher."""
 
-    message = "Developer or higher can write to {path}; you are {role}."
+    code = "PERMISSION_DENIED"
 
-    def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
-        return request.project_access.can_write
-
-    def describe(self, request: ProjectRequest) -> str:
+    def has_permission(self, request, view) -> bool:
         project_access = request.project_access
-        return self.message.format(path=project_access.project.path, role=project_access.role)
+        if project_access.can_write:
+            return True
+        self.message = (
+            f"Developer or higher can write to {project_access.project.path}; "
+            f"you are {project_access.role}."
+        )
+        return False
 
 
 class IsProjectNotArchived(BasePermission):
     """Allows create, update and delete only in projects GitLab has not archived."""
 
-    message = "{path} is archived in GitLab, so it is read-only here for everyone."
+    code = "PERMISSION_DENIED"
 
-    def has_permission(self, request: ProjectRequest, view: object = None) -> bool:
-        return not request.project_access.project.archived
+    def has_permission(self, request, view) -> bool:
+        project = request.project_access.project
+        if not project.archived:
+            return True
+        self.message = (
+            f"{project.path} is archived in GitLab, so it is read-only here for everyone."
+        )
+        return False
 
-    def describe(self, request: ProjectRequest) -> str:
-        return self.message.format(path=request.project_access.project.path)
 
-
-READ_PERMISSIONS: tuple[type[BasePermission], ...] = (IsProjectMember, IsServedRoute)
+# Checked as soon as the project is known, before the route is: a non-member learns nothing
+# from which routes exist.
+PROJECT_PERMISSIONS: tuple[type[BasePermission], ...] = (IsProjectMember, IsServedProject)
+READ_PERMISSIONS = PROJECT_PERMISSIONS + (IsServedRoute,)
 WRITE_PERMISSIONS = READ_PERMISSIONS + (CanWriteProject, IsProjectNotArchived)
 
 
-def permissions_for(route: Route) -> tuple[type[BasePermission], ...]:
+def permissions_for(route: Route | None) -> tuple[type[BasePermission], ...]:
+    """The permission classes of a route; of the project alone while the route is unknown."""
+    if route is None:
+        return PROJECT_PERMISSIONS
     return WRITE_PERMISSIONS if route.action.writes else READ_PERMISSIONS

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from mlflow_bridge.errors import BridgeError
 from mlflow_bridge.routes import Route
+from projects.access import ProjectAccess
 
 DEFAULT_EXPERIMENT = "0"
 # MLflow stores experiment and registered model names in VARCHAR(256) columns: SQLite would
@@ -90,3 +91,20 @@ class RequestRewriter:
         if rewritten == document:
             return body, document
         return json.dumps(rewritten).encode(), rewritten
+
+
+JOB_TAG_KEYS = ("gitlab.job_url", "gitlab.job_id", "gitlab.pipeline_id")
+
+
+def tag_job_run(
+    project_access: ProjectAccess, route: Route, body: bytes | None, document: dict
+) -> bytes | None:
+    """The body to send on: a run a CI job creates gets the job's URL, id and pipeline id as
+    tags. Only the bridge sets them: storage.check_reserved_tags refuses them from clients."""
+    job = project_access.job
+    if job is None or not route.tags_job:
+        return body
+    tags = list(document.get("tags")) if isinstance(document.get("tags"), list) else []
+    values = (job.web_url, str(job.id), str(job.pipeline_id))
+    tags += [{"key": key, "value": value} for key, value in zip(JOB_TAG_KEYS, values, strict=True)]
+    return json.dumps({**document, "tags": tags}).encode()

@@ -7,7 +7,8 @@ no row, so an MLflow upgrade cannot open a hole silently.
 
 Columns: method, rule, action, and `names`: the request fields that name an experiment or a
 registered model, where the project-id suffix " (<id>)" is accepted and removed. Exceptions
-carry `feature` (what a refusal names) or `required` (body fields MLflow assumes).
+carry `feature` (what a refusal names), `required` (body fields MLflow assumes), `body=FILE`
+(an artifact streamed unread rather than a JSON body checked) or `tags_job` (CI provenance).
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ class Action(enum.Enum):
 READ, CREATE, UPDATE, DELETE, REFUSED = Action
 
 
+class BodyKind(enum.Enum):
+    """What the bridge does with a request's body before MLflow sees it."""
+
+    # Read (at most MAX_JSON_BODY_SIZE), parsed and checked, whatever the method: MLflow
+    # reads the body of a GET without a query string too.
+    JSON = "json"
+    # Streamed to MLflow unread, in constant memory: artifact files.
+    FILE = "file"
+
+
+JSON, FILE = BodyKind
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -44,6 +58,9 @@ class Route:
     feature: str = ""
     # Body fields MLflow needs but does not check for (it answers 500 without them).
     required: tuple[str, ...] = ()
+    body: BodyKind = JSON
+    # A run a CI job creates here gets the job's provenance tags (rewrite.tag_job_run).
+    tags_job: bool = False
 
 
 NAME = ("name",)
@@ -76,7 +93,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow/experiments/set-experiment-tag",          UPDATE),
     Route("POST",   "/2.0/mlflow/experiments/update",                      UPDATE, ("new_name",)),
     # --- Runs and metrics ----------------------------------------------------------------------
-    Route("POST",   "/2.0/mlflow/runs/create",                             CREATE),
+    Route("POST",   "/2.0/mlflow/runs/create",                             CREATE, tags_job=True),
     Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE),
     Route("POST",   "/2.0/mlflow/runs/delete",                             DELETE),
     Route("POST",   "/2.0/mlflow/runs/delete-tag",                         UPDATE),
@@ -98,15 +115,15 @@ ROUTES: list[Route] = [
     Route("GET",    "/2.0/mlflow/artifacts/list",                          READ),
     Route("POST",   "/2.0/mlflow/artifacts/presigned-download-url",        READ),
     Route("POST",   "/2.0/mlflow/artifacts/presigned-upload-url",          CREATE),
-    Route("POST",   "/2.0/mlflow/upload-artifact",                         CREATE),
+    Route("POST",   "/2.0/mlflow/upload-artifact",                         CREATE, body=FILE),
     Route("GET",    "/2.0/mlflow-artifacts/artifacts",                     READ),
-    Route("GET",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", READ),
-    Route("PUT",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", CREATE),
-    Route("DELETE", "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", DELETE),
-    Route("POST",   "/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", CREATE),
-    Route("POST",   "/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", CREATE),
-    Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),
-    Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ),
+    Route("GET",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", READ, body=FILE),
+    Route("PUT",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", CREATE, body=FILE),
+    Route("DELETE", "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", DELETE, body=FILE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", CREATE, body=FILE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", CREATE, body=FILE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE, body=FILE),
+    Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ, body=FILE),
     Route("GET",    "/get-artifact",                                       READ),
     Route("GET",    "/model-versions/get-artifact",                        READ),
     Route("GET",    "/2.0/mlflow/get-trace-artifact",                      READ),

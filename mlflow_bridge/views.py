@@ -1,7 +1,11 @@
 """The tracking view: one request from URL to MLflow's streamed answer.
 
 URL → authentication → project and role (cache, GitLab on a miss) → route rule → permission
-classes → rewrite → in-process MLflow → streamed response.
+classes → throttles → rewrite → in-process MLflow → streamed response.
+
+The view is a Django REST framework APIView for its edge only: authentication, permission
+and throttle classes, and one exception handler (errors.py). Bodies are never parsed by DRF
+and MLflow's answers are Django responses, passed through without DRF's headers.
 """
 
 from __future__ import annotations
@@ -10,25 +14,31 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
-from django.views.decorators.csrf import csrf_exempt
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import authorship, dispatch, messages, mlflow_app, ownership, storage, ui_answers
-from mlflow_bridge.authentication import (
-    authenticate,
-    tag_job_run,
-    token_refused,
-    unauthenticated,
+from mlflow_bridge import (
+    authorship,
+    dispatch,
+    messages,
+    mlflow_app,
+    ownership,
+    storage,
+    throttling,
+    ui_answers,
 )
-from mlflow_bridge.errors import BridgeError, error_response, gitlab_unavailable, not_found
+from mlflow_bridge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
+from mlflow_bridge.errors import BridgeError, Unauthenticated, not_found, too_large
 from mlflow_bridge.permissions import permissions_for
-from mlflow_bridge.rewrite import RequestRewriter
-from mlflow_bridge.routes import Route, route_for
-from projects import access, gitlab
+from mlflow_bridge.rewrite import RequestRewriter, tag_job_run
+from mlflow_bridge.routes import BodyKind, Route, route_for
+from projects import access
 
 TRACKING_SEGMENT = "tracking"
-METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def match_mlflow_rule(path: str, method: str) -> tuple[Rule, dict] | None:
@@ -82,35 +92,24 @@ def _encodes_a_slash(request: HttpRequest, project_path: str) -> bool:
     return "%2f" in raw_project.lower()
 
 
-def check_permissions(request: HttpRequest) -> None:
-    """The one place that turns a permission's "no" into an error (404 or 403)."""
-    for permission_class in permissions_for(request.route):
-        permission = permission_class()
-        if not permission.has_permission(request):
-            if permission.status == 404:
-                raise not_found()
-            raise BridgeError("PERMISSION_DENIED", permission.describe(request))
-
-
 def read_json_body(request: HttpRequest) -> bytes:
-    """The JSON body, at most MAX_JSON_BODY_SIZE bytes, else 413."""
+    """The JSON body, at most MAX_JSON_BODY_SIZE bytes, else 413; b"" when there is none.
+
+    Whatever the method: MLflow reads the body of a GET that has no query string.
+    """
     limit = settings.MAX_JSON_BODY_SIZE
     length = request.META.get("CONTENT_LENGTH") or ""
     if length:
         if not length.isdigit():
             raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
         if int(length) > limit:
-            raise BridgeError(
-                "REQUEST_LIMIT_EXCEEDED",
-                f"The request body is larger than {limit} bytes (MAX_JSON_BODY_SIZE). "
-                "Log large data as artifacts.",
-            )
+            raise too_large(limit)
         return request.read()
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Django sees no length and would read nothing; gunicorn de-chunks the raw stream.
         body = request.META["wsgi.input"].read(limit + 1)
         if len(body) > limit:
-            raise BridgeError("REQUEST_LIMIT_EXCEEDED", f"The request body exceeds {limit} bytes.")
+            raise too_large(limit)
         return body
     return b""
 
@@ -142,91 +141,158 @@ def check_contents(fields: dict, workspace: str) -> None:
     storage.check_reserved_tags(fields)
 
 
-def carries_file(rule: Rule) -> bool:
-    """Artifact uploads are streamed to MLflow unread; everything else is a small JSON body."""
-    return "<path:artifact_path>" in rule.rule or rule.rule.endswith("/upload-artifact")
+class AnyAccept(BaseContentNegotiation):
+    """MLflow answers whatever its client or UI accepts: never DRF's 406."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request, parsers):
+        return None
 
 
-@csrf_exempt
-def tracking(request: HttpRequest, location: str) -> HttpResponse:
-    try:
-        return serve_tracking(request, location)
-    except gitlab.GitLabUnavailable as exc:
-        return error_response(gitlab_unavailable(exc))
-    except gitlab.TokenRejected as exc:
-        # GitLab may refuse the token on the project call too (revoked since, or too narrow).
-        return error_response(token_refused(exc))
-    except BridgeError as error:
-        return error_response(error)
+class TrackingView(APIView):
+    """Every project's MLflow server, behind DRF's authentication, permission and throttle
+    classes (see the module docstring for the order of a request)."""
+
+    authentication_classes = (GitLabTokenAuthentication, GitLabSessionAuthentication)
+    throttle_classes = (throttling.PrincipalRateThrottle,)
+    # DRF never parses a body here and never renders one: MLflow's answer is passed on as is.
+    parser_classes = ()
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = AnyAccept
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        return {}  # no Allow, no Vary: Accept; MLflow's headers only
+
+    def initial(self, request: Request, *args, location: str, **kwargs) -> None:
+        if not self.locate(request, location):
+            return  # answered with a redirect, before anything else
+        self.perform_authentication(request)
+        self.find_project(request)
+        self.check_permissions(request)  # the project's: a non-member learns nothing more
+        if self.answer_workspace_call(request):
+            return
+        self.find_route(request)
+        self.check_permissions(request)  # the route's
+        self.check_throttles(request)
+
+    def locate(self, request: Request, location: str) -> bool:
+        """Split the URL into project path and MLflow path; False when it needs a slash."""
+        project_path, rest = split_location(location)
+        remember(request, project_path=project_path, rest=rest, bridge_answer=None)
+        if rest is None:
+            return False
+        if not project_path or "" in project_path.split("/"):
+            raise not_found()
+        if _encodes_a_slash(request, project_path):
+            raise not_found()
+        return True
+
+    def find_project(self, request: Request) -> None:
+        remember(request, project_access=access.access_to(request.auth, request.project_path))
+
+    def answer_workspace_call(self, request: Request) -> bool:
+        answer = ui_answers.answer(request.method, request.rest, request.project_access)
+        remember(request, bridge_answer=answer)
+        return answer is not None
+
+    def find_route(self, request: Request) -> None:
+        """MLflow's rule for the request and the route table's row for it (deny by default)."""
+        matched = match_mlflow_rule(request.rest, request.method)
+        if matched is None:
+            raise BridgeError(
+                "ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {request.rest}."
+            )
+        rule, path_arguments = matched
+        route = route_for(rule, request.method)
+        if route is None:
+            raise BridgeError(
+                "PERMISSION_DENIED",
+                f"{request.method} {request.rest} has no access rule and is refused.",
+            )
+        remember(request, rule=rule, path_arguments=path_arguments, route=route)
+
+    def perform_authentication(self, request: Request) -> None:
+        try:
+            user = request.user
+        except Unauthenticated:
+            throttling.record_failure(request)
+            raise
+        if not user.is_authenticated:
+            raise Unauthenticated(
+                "Authentication required: set MLFLOW_TRACKING_TOKEN to a GitLab token "
+                "with the read_api scope."
+            )
+
+    def get_permissions(self):
+        return [
+            permission() for permission in permissions_for(getattr(self.request, "route", None))
+        ]
+
+    def permission_denied(self, request: Request, message: str, code: str) -> None:
+        raise BridgeError(code, message)
+
+    def get(self, request: Request, location: str) -> HttpResponse:
+        if request.rest is None:
+            # MLflow's UI uses relative URLs: without the slash they resolve one level too high.
+            path = request.path
+            return HttpResponsePermanentRedirect(
+                request.get_full_path().replace(path, path + "/", 1), preserve_request=True
+            )
+        if request.bridge_answer is not None:
+            return request.bridge_answer
+        return forward(request)
+
+    post = put = patch = delete = head = options = get
 
 
-def serve_tracking(request: HttpRequest, location: str) -> HttpResponse:
-    project_path, rest = split_location(location)
-    if rest is None:
-        # MLflow's UI uses relative URLs: without the slash they resolve one level too high.
-        return HttpResponsePermanentRedirect(
-            request.get_full_path().replace(request.path, request.path + "/", 1),
-            preserve_request=True,
-        )
-    if not project_path or "" in project_path.split("/") or _encodes_a_slash(request, project_path):
-        raise not_found()
+def remember(request: Request, **facts: object) -> None:
+    """Keep what the view learnt on Django's request too: the access log and the browser
+    wrapper read it there."""
+    for name, value in facts.items():
+        setattr(request._request, name, value)
 
-    authenticated = authenticate(request)
-    if authenticated is None:
-        raise unauthenticated(
-            "Authentication required: set MLFLOW_TRACKING_TOKEN to a GitLab token "
-            "with the read_api scope."
-        )
-    user, token = authenticated
-    project_access = access.access_to(token, user, project_path)
-    if (
-        project_access is None
-        or not project_access.can_read
-        or not access.is_served(project_access.project)
-    ):
-        raise not_found()
-    if ui_answer := ui_answers.answer(request.method, rest, project_access):
-        return ui_answer
 
-    matched = match_mlflow_rule(rest, request.method)
-    if matched is None:
-        raise BridgeError("ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {rest}.")
-    rule, path_arguments = matched
-    route = route_for(rule, request.method)
-    if route is None:
-        raise BridgeError(
-            "PERMISSION_DENIED", f"{request.method} {rest} has no access rule and is refused."
-        )
-    request.project_access = project_access
-    request.route = route
-    check_permissions(request)
-
-    project = project_access.project
+def forward(request: Request) -> HttpResponse:
+    """Rewrite the request for the project, check what it names, and let MLflow answer."""
+    project = request.project_access.project
+    route: Route = request.route
     mlflow_app.ensure_workspace(project.workspace, description=project.path)
     rewriter = RequestRewriter(
         route, project.id, lambda: mlflow_app.default_experiment_id(project.workspace)
     )
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
-    ownership.check_references(path_arguments, project.workspace)
-    if "artifact_path" in path_arguments:
-        storage.check_artifact_path(
-            path_arguments["artifact_path"], deleting=request.method == "DELETE"
-        )
+    check_path_arguments(request, project.workspace)
     body = None
-    if request.method in METHODS_WITH_BODY and not carries_file(rule):
+    if route.body is BodyKind.JSON:
         body, document = rewriter.json_body(read_json_body(request))
-        messages.check_parses(request.method, rule.rule, document)
+        messages.check_parses(request.method, request.rule.rule, document)
         check_required(route, document)
         check_contents(document, project.workspace)
-        body, document = authorship.stamp(project_access.user.username, route, body, document)
-        body = tag_job_run(project_access, route, body, document)
+        body, document = authorship.stamp(
+            request.project_access.user.username, route, body, document
+        )
+        body = tag_job_run(request.project_access, route, body, document)
     environ = dispatch.mlflow_environ(
         request.META,
-        script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{project_path}/tracking",
-        path_info=rest,
+        script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",
+        path_info=request.rest,
         query_string=query_string,
         workspace=project.workspace,
         body=body,
     )
     return dispatch.call_mlflow(environ, project.workspace)
+
+
+def check_path_arguments(request: Request, workspace: str) -> None:
+    ownership.check_references(request.path_arguments, workspace)
+    if "artifact_path" in request.path_arguments:
+        storage.check_artifact_path(
+            request.path_arguments["artifact_path"], deleting=request.method == "DELETE"
+        )
+
+
+tracking = TrackingView.as_view()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -61,19 +62,36 @@ def within_outage_grace(fetched_at: timezone.datetime) -> bool:
     return fetched_at >= timezone.now() - timedelta(seconds=settings.GITLAB_OUTAGE_GRACE)
 
 
-def user_for_token(token: str) -> GitLabUser:
-    """The GitLab user behind a token (for a CI job token, the user who triggered the job),
-    from the fingerprint cache or GitLab.
+@dataclass(frozen=True)
+class Credential:
+    """A GitLab token as the service knows it, kept in memory for one request only."""
 
-    Raises gitlab.TokenRejected (also when a recent answer said so), TokenScopeTooNarrow or
+    token: str = field(repr=False)
+    digest: str
+    user: GitLabUser
+    # Set for a CI job token: the job acts in its own project only (jobs.py).
+    job: CIJob | None = None
+    # Whether GitLab has let this very token use a read_api route (TokenFingerprint.reads_api).
+    reads_api: bool = False
+
+
+def credential_for(
+    token: str, before_asking_gitlab: Callable[[], None] = lambda: None
+) -> Credential:
+    """The credential behind a token, from the fingerprint cache or GitLab.
+
+    `before_asking_gitlab` runs when the token is unknown (or its answer expired) and GitLab
+    is about to be asked: it may refuse by raising (throttling unknown credentials). Raises
+    gitlab.TokenRejected (also when a recent answer said so), TokenScopeTooNarrow or
     GitLabUnavailable (when GitLab cannot answer and no answer within the outage grace is kept).
     """
     digest = TokenFingerprint.digest_of(token)
-    fingerprint = TokenFingerprint.objects.select_related("user").filter(digest=digest).first()
+    fingerprint = (
+        TokenFingerprint.objects.select_related("user", "job").filter(digest=digest).first()
+    )
     if fingerprint is not None and fingerprint.expires_at > timezone.now():
-        if fingerprint.user is None:
-            raise gitlab.TokenRejected("GitLab rejected this token moments ago")
-        return fingerprint.user
+        return _credential_from(token, fingerprint)
+    before_asking_gitlab()
     try:
         return _ask_gitlab_whose(token, digest)
     except gitlab.GitLabUnavailable:
@@ -85,10 +103,20 @@ def user_for_token(token: str) -> GitLabUser:
             "GitLab cannot answer: trusting token %s… of %s, checked %s (GITLAB_OUTAGE_GRACE)",
             digest[:12], fingerprint.user, fingerprint.fetched_at.isoformat(timespec="seconds"),
         )  # fmt: skip
-        return fingerprint.user
+        return _credential_from(token, fingerprint)
 
 
-def _ask_gitlab_whose(token: str, digest: str) -> GitLabUser:
+def _credential_from(token: str, fingerprint: TokenFingerprint) -> Credential:
+    if fingerprint.reads_api is False:
+        raise gitlab.TokenScopeTooNarrow("GitLab refused this token the read_api scope")
+    if fingerprint.user is None:
+        raise gitlab.TokenRejected("GitLab rejected this token moments ago")
+    return Credential(
+        token, fingerprint.digest, fingerprint.user, fingerprint.job, bool(fingerprint.reads_api)
+    )
+
+
+def _ask_gitlab_whose(token: str, digest: str) -> Credential:
     try:
         if jobs.looks_like_job_token(token):
             return jobs.remember_job(token, digest)
@@ -112,38 +140,60 @@ def _ask_gitlab_whose(token: str, digest: str) -> GitLabUser:
         id=found.id,
         defaults={"username": found.username, "bot": found.bot, "last_seen": timezone.now()},
     )
-    remember_fingerprint(digest, user, positive=True)
-    return user
+    fingerprint = remember_fingerprint(digest, user, positive=True)
+    return Credential(token, digest, user, reads_api=bool(fingerprint.reads_api))
 
 
 def remember_fingerprint(
-    digest: str, user: GitLabUser | None, *, positive: bool, job: CIJob | None = None
-) -> None:
-    TokenFingerprint.objects.update_or_create(
-        digest=digest,
-        defaults={
-            "user": user,
-            "job": job,
-            "fetched_at": timezone.now(),
-            "expires_at": _expiry(positive=positive),
-        },
-    )
+    digest: str,
+    user: GitLabUser | None,
+    *,
+    positive: bool,
+    job: CIJob | None = None,
+    reads_api: bool | None = None,
+) -> TokenFingerprint:
+    """Store GitLab's answer for a token; `reads_api` None keeps what was known of its scope
+    (a token's scopes never change in GitLab)."""
+    defaults = {
+        "user": user,
+        "job": job,
+        "fetched_at": timezone.now(),
+        "expires_at": _expiry(positive=positive),
+    }
+    if reads_api is not None:
+        defaults["reads_api"] = reads_api
+    fingerprint, _ = TokenFingerprint.objects.update_or_create(digest=digest, defaults=defaults)
+    return fingerprint
+
+
+def remember_scope(credential: Credential, reads_api: bool) -> None:
+    """What GitLab just said of this token's read_api scope, kept with its fingerprint."""
+    changes = {"reads_api": reads_api}
+    if not reads_api:
+        # A refusal is a negative answer: asked again after MEMBERSHIP_NEGATIVE_CACHE_TTL.
+        changes["expires_at"] = _expiry(positive=False)
+    TokenFingerprint.objects.filter(digest=credential.digest).update(**changes)
 
 
 def _unknown_path_key(user: GitLabUser, path: str) -> str:
     return "no-project:" + hashlib.sha256(f"{user.id}:{path}".encode()).hexdigest()
 
 
-def access_to(token: str, user: GitLabUser, path: str) -> ProjectAccess | None:
-    """The user's access to the project at `path`, or None when it does not exist for them.
+def access_to(credential: Credential, path: str) -> ProjectAccess | None:
+    """The credential's access to the project at `path`, or None when it does not exist for
+    its user.
 
-    While a cached answer is fresh, no GitLab call is made. Raises GitLabUnavailable when
-    GitLab cannot answer and no membership within the outage grace is cached. A CI job token
-    reaches its own project only (see jobs.py).
+    While a cached answer is fresh, no GitLab call is made, but only for a credential that has
+    proved its read_api scope: any other is asked of GitLab itself first. Raises
+    GitLabUnavailable when GitLab cannot answer and no membership within the outage grace is
+    cached, TokenScopeTooNarrow when GitLab refuses the token the read_api scope. A CI job
+    token reaches its own project only (see jobs.py).
     """
-    job = jobs.job_of(token)
-    if job is not None:
-        return jobs.job_access(job, user, path)
+    if credential.job is not None:
+        return jobs.job_access(credential.job, credential.user, path)
+    if not credential.reads_api:
+        return _prove_scope_and_fetch(credential, path)
+    user = credential.user
     membership = (
         Membership.objects.select_related("project").filter(user=user, project__path=path).first()
     )
@@ -155,11 +205,29 @@ def access_to(token: str, user: GitLabUser, path: str) -> ProjectAccess | None:
         return None
     CACHE_LOOKUPS.labels("miss").inc()
     try:
-        found = gitlab.GitLabClient(token).project(path, user_id=user.id)
+        return _fetch_access(credential, path)
     except gitlab.GitLabUnavailable:
         if not serves_during_outage(membership):
             raise
         return ProjectAccess(membership.project, user, membership.access_level)
+
+
+def _prove_scope_and_fetch(credential: Credential, path: str) -> ProjectAccess | None:
+    """Ask GitLab with the token itself: its answer, found or not, proves the read_api scope."""
+    CACHE_LOOKUPS.labels("unproven_token").inc()
+    try:
+        found = _fetch_access(credential, path)
+    except gitlab.TokenScopeTooNarrow:
+        remember_scope(credential, reads_api=False)
+        raise
+    remember_scope(credential, reads_api=True)
+    return found
+
+
+def _fetch_access(credential: Credential, path: str) -> ProjectAccess | None:
+    """GitLab's answer for the project at `path`, remembered."""
+    user = credential.user
+    found = gitlab.GitLabClient(credential.token).project(path, user_id=user.id)
     if found is None:
         cache.set(_unknown_path_key(user, path), True, settings.MEMBERSHIP_NEGATIVE_CACHE_TTL)
         return None

@@ -22,7 +22,6 @@ from projects.models import (
     GitLabProject,
     GitLabUser,
     Membership,
-    TokenFingerprint,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,8 +42,8 @@ def may_be_job_token(token: str) -> bool:
     return not token.startswith(OTHER_TOKEN_PREFIXES)
 
 
-def remember_job(token: str, digest: str) -> GitLabUser:
-    """Ask GitLab for the job behind a job token; its user, once the job is known to run.
+def remember_job(token: str, digest: str) -> access.Credential:
+    """Ask GitLab for the job behind a job token; its credential, once the job is known to run.
 
     Raises gitlab.TokenRejected when GitLab does not know the token or the job is not running.
     """
@@ -72,15 +71,7 @@ def remember_job(token: str, digest: str) -> GitLabUser:
         },
     )
     access.remember_fingerprint(digest, user, positive=True, job=job)
-    return user
-
-
-def job_of(token: str) -> CIJob | None:
-    """The CI job a token belongs to, as remembered by `remember_job`; None for other tokens."""
-    if not may_be_job_token(token):
-        return None  # A personal, project, group or OAuth-app token: no query on the hot path.
-    digest = TokenFingerprint.digest_of(token)
-    return CIJob.objects.filter(fingerprints__digest=digest).first()
+    return access.Credential(token, digest, user, job)
 
 
 def job_access(job: CIJob, user: GitLabUser, path: str) -> access.ProjectAccess | None:

@@ -57,6 +57,14 @@ class GitLabUser(models.Model):
     def __str__(self) -> str:
         return self.username
 
+    # A GitLab user authenticated by a token is the request's user (Django REST framework's
+    # `request.user`), so it answers what templates and throttles ask of Django's users.
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_username(self) -> str:
+        return self.username
+
 
 class GitLabProject(models.Model):
     """A GitLab project, keyed by its immutable id; the path is only its current name."""
@@ -134,6 +142,11 @@ class TokenFingerprint(models.Model):
 
     `user` is empty for a token GitLab rejected: a short-lived negative answer. `job` is set
     for a CI job token, and `user` is then the user who triggered the job's pipeline.
+
+    `reads_api` is what GitLab said of this very token on a route that needs the read_api
+    scope (GET /user accepts read_user alone): None until it has been asked. A user's cached
+    memberships are served only to their tokens that have proved it (issue: a read_user token
+    must not borrow the membership another token of the same user fetched).
     """
 
     digest = models.CharField(max_length=64, primary_key=True)
@@ -142,6 +155,9 @@ class TokenFingerprint(models.Model):
     )
     job = models.ForeignKey(
         CIJob, null=True, blank=True, on_delete=models.CASCADE, related_name="fingerprints"
+    )
+    reads_api = models.BooleanField(
+        null=True, blank=True, help_text="GitLab let this token use read_api routes"
     )
     fetched_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)

@@ -33,7 +33,7 @@ def safe_next(request: HttpRequest) -> str:
 
 
 def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Views for logged-in users: sets `request.gitlab_user` and `request.gitlab_token`.
+    """Views for logged-in users: sets `request.gitlab_user` and `request.gitlab_credential`.
 
     Logged out (or logged in without GitLab, as a local admin): the login page, then back. A
     token GitLab refuses ends the session; GitLab not answering is a 503 page.
@@ -49,7 +49,7 @@ def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., Http
             return render(request, "unavailable.html", status=503)
         if authenticated is None:
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        request.gitlab_user, request.gitlab_token = authenticated
+        request.gitlab_user, request.gitlab_credential = authenticated
         try:
             return view(request, *args, **kwargs)
         except gitlab.TokenRejected:
@@ -102,7 +102,7 @@ def root(request: HttpRequest) -> HttpResponse:
 @with_gitlab_session
 def portal_page(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "")
-    rows = portal.rows(request.gitlab_token, request.gitlab_user.id, search)
+    rows = portal.rows(request.gitlab_credential.token, request.gitlab_user.id, search)
     return render(
         request,
         "portal.html",
@@ -120,7 +120,7 @@ def mlflow_pin() -> str:
 
 @with_gitlab_session
 def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
-    project_access = access.access_to(request.gitlab_token, request.gitlab_user, project_path)
+    project_access = access.access_to(request.gitlab_credential, project_path)
     if (
         project_access is None
         or not project_access.can_read

@@ -28,8 +28,9 @@ def gitlab_status() -> str:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Both databases answer a trivial query. GitLab's state is reported but does not make the
-    service unready: members within GITLAB_OUTAGE_GRACE keep working without it."""
+    """Both databases answer a trivial query. The cache and GitLab are reported, but neither
+    makes the service unready: it serves without the cache (sharinghub_mlflow/cache.py), and
+    members within GITLAB_OUTAGE_GRACE keep working without GitLab."""
     from mlflow.server.handlers import _get_tracking_store
 
     from mlflow_bridge.mlflow_app import flask_app
@@ -49,6 +50,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["mlflow_database"] = type(exc).__name__
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", **checks, "gitlab": gitlab_status()},
+        {
+            "status": "ok" if ready else "unavailable",
+            **checks,
+            "cache": cache_health(),
+            "gitlab": gitlab_status(),
+        },
         status=200 if ready else 503,
     )
+
+
+def cache_health() -> str:
+    """ "ok", "per process" (no CACHE_URL), or "degraded: <error>" while Redis fails."""
+    health = getattr(cache, "health", None)
+    if health is None:
+        return "per process"
+    answer = health()
+    return answer if answer == "ok" else f"degraded: {answer}"

@@ -44,6 +44,9 @@ GITLAB_CALLS = Counter("sharinghub_gitlab_calls_total", "Calls to GitLab's API."
 CACHE_LOOKUPS = Counter(
     "sharinghub_membership_cache_total", "Membership cache lookups.", ["result"]
 )
+CACHE_ERRORS = Counter(
+    "sharinghub_cache_errors_total", "Cache (Redis) operations that failed and were skipped."
+)
 
 
 class AccessLogMiddleware:

@@ -102,6 +102,31 @@ MLFLOW_S3_ENDPOINT_URL = env.str("MLFLOW_S3_ENDPOINT_URL", default="")
 # Largest JSON body accepted on MLflow's REST routes (artifact uploads are streamed, not limited).
 MAX_JSON_BODY_SIZE = env.int("MAX_JSON_BODY_SIZE", default=16 * 1024 * 1024)
 
+# --- The edge: Django REST framework's authentication, permissions and throttles -------------
+# Throttle rates are "<count>/<s|min|hour|day>"; counters live in the cache (CACHE_URL shares
+# them between workers and replicas). A GitLab lookup is a credential not seen recently being
+# asked of GitLab: the per-address and overall rates bound what strangers can make GitLab do.
+THROTTLE_RATES = {
+    "gitlab_lookups_per_address": env.str("THROTTLE_GITLAB_LOOKUPS_PER_ADDRESS", "60/min"),
+    "gitlab_lookups": env.str("THROTTLE_GITLAB_LOOKUPS", "600/min"),
+    "failed_authentications_per_address": env.str(
+        "THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS", "10/min"
+    ),
+    # Requests per GitLab user, whatever the credential; empty: no limit.
+    "principal": env.str("THROTTLE_PRINCIPAL_RATE", "") or None,
+}
+# How many proxies in front of the service append to X-Forwarded-For (werkzeug's ProxyFix
+# x_for): 0 trusts no header, and the client's address is REMOTE_ADDR.
+TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", default=0)
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "mlflow_bridge.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    "NUM_PROXIES": TRUSTED_PROXIES,
+    # The tracking view sets its own classes; nothing else in the site is a DRF view.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+}
+
 # --- Deployment: shared cache, HTTPS, gunicorn ------------------------------------------------
 # CACHE_URL=redis://host:6379/0 shares the cache and sessions between workers and replicas.
 # Without it each process has its own cache, which holds only short-lived answers the database
@@ -110,6 +135,12 @@ MAX_JSON_BODY_SIZE = env.int("MAX_JSON_BODY_SIZE", default=16 * 1024 * 1024)
 CACHE_URL = env.str("CACHE_URL", default="")
 if CACHE_URL:
     CACHES = {"default": env.cache("CACHE_URL")}
+    if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        # Redis down is a slower service, never a failing one (sharinghub_mlflow/cache.py).
+        CACHES["default"]["BACKEND"] = "sharinghub_mlflow.cache.FailSoftRedisCache"
+        CACHES["default"].setdefault("OPTIONS", {}).update(
+            {"socket_connect_timeout": 1, "socket_timeout": 1}
+        )
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # SECURE_SSL=true: browsers reach the service only over HTTPS (directly, or through a proxy that
 # sets X-Forwarded-Proto with TRUST_X_FORWARDED_PROTO): plain HTTP is redirected and cookies are
@@ -147,6 +178,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "social_django",
+    "rest_framework",
     "projects",
     "mlflow_bridge",
 ]

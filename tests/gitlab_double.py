@@ -20,6 +20,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+INSUFFICIENT_SCOPE = {
+    "error": "insufficient_scope",
+    "error_description": "The request requires higher privileges than provided by the access "
+    "token.",
+    "scope": "api read_api",
+}
+
 
 @dataclass
 class User:
@@ -92,6 +99,12 @@ class GitLabDouble:
                     admin=admin)  # fmt: skip
         self.users[user.token] = user
         return user
+
+    def add_token(self, user: User, scopes: tuple[str, ...]) -> str:
+        """Another personal access token of `user`, with its own scopes."""
+        token = f"glpat-{user.username}-{next(self._ids)}"
+        self.users[token] = User(user.id, user.username, token, scopes, user.bot, user.admin)
+        return token
 
     def add_job(self, project: Project, user: User, *, token_prefix: str = "glcbt-") -> Job:
         """A running job of a new pipeline in `project`, triggered by `user`."""
@@ -189,14 +202,12 @@ class GitLabDouble:
         user = self.users.get(token or "") or self.oauth.user_for(token)
         if user is None:
             return 401, {"message": "401 Unauthorized"}
-        if path == "/api/v4/user":
+        if path == "/api/v4/user":  # read_user is enough here
             return 200, {"id": user.id, "username": user.username, "name": user.username,
                          "state": "active", "bot": user.bot, "email": f"{user.username}@x",
                          "web_url": f"{self.url}/{user.username}"}  # fmt: skip
         if not {"read_api", "api"} & set(user.scopes):
-            return 403, {"error": "insufficient_scope", "scope": "api read_api",
-                         "error_description": "The request requires higher privileges than "
-                         "provided by the access token."}  # fmt: skip
+            return 403, INSUFFICIENT_SCOPE
         if path.startswith("/api/v4/groups/"):
             return self._group_member(path.removeprefix("/api/v4/groups/").split("/"))
         parts = path.removeprefix("/api/v4/projects/").split("/")
@@ -239,6 +250,8 @@ class GitLabDouble:
         user = self.users.get(token or "") or self.oauth.user_for(token)
         if user is None:
             return 401, {"message": "401 Unauthorized"}, {}
+        if not {"read_api", "api"} & set(user.scopes):
+            return 403, INSUFFICIENT_SCOPE, {}
         minimum = int(query.get("min_access_level") or 0)
         per_page = min(int(query.get("per_page") or 20), self.max_per_page)
         after = int(query.get("id_after") or 0)
@@ -262,6 +275,7 @@ class Grant:
     refresh_token: str
     expires_at: float
     revoked: bool = False
+    scopes: tuple[str, ...] = ("read_user", "read_api")
 
 
 class OAuthProvider:
@@ -296,7 +310,9 @@ class OAuthProvider:
             grant = next((g for g in self.grants if g.access_token == token), None)
         if grant is None or grant.revoked or grant.expires_at <= time.time():
             return None
-        return grant.user
+        # An OAuth token has the scopes of its grant, not those of the user's own tokens.
+        user = grant.user
+        return User(user.id, user.username, user.token, grant.scopes, user.bot, user.admin)
 
     def grant_of(self, user: User) -> Grant | None:
         """The user's latest grant."""
@@ -358,7 +374,7 @@ class OAuthProvider:
                 if grant is None or grant.revoked or not grant.refresh_token:
                     return 400, invalid
                 grant.refresh_token = ""  # rotated: the old refresh token is dead
-            return 200, self._issue(grant.user)
+            return 200, self._issue(grant.user, grant.scopes)
         return 400, {"error": "unsupported_grant_type"}
 
     def revoke(self, form: dict[str, str]) -> tuple[int, dict]:
@@ -369,14 +385,18 @@ class OAuthProvider:
                     grant.revoked = True
         return 200, {}
 
-    def _issue(self, user: User) -> dict:
+    def issue(self, user: User, scopes: tuple[str, ...] = ("read_user", "read_api")) -> str:
+        """An access token granted to this application by `user` for `scopes`."""
+        return self._issue(user, scopes)["access_token"]
+
+    def _issue(self, user: User, scopes: tuple[str, ...] = ("read_user", "read_api")) -> dict:
         grant = Grant(user, secrets.token_hex(32), secrets.token_hex(32),
-                      time.time() + self.token_lifetime)  # fmt: skip
+                      time.time() + self.token_lifetime, scopes=scopes)  # fmt: skip
         with self._lock:
             self.grants.append(grant)
         return {"access_token": grant.access_token, "token_type": "Bearer",
                 "expires_in": self.token_lifetime, "refresh_token": grant.refresh_token,
-                "scope": "read_user read_api", "created_at": int(time.time())}  # fmt: skip
+                "scope": " ".join(scopes), "created_at": int(time.time())}  # fmt: skip
 
 
 def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:

@@ -40,24 +40,29 @@ def answer_project(project_id=42, path="ml/team/proj", level=30):
 pytestmark = pytest.mark.django_db
 
 
-class TestUserForToken:
+def access_of(path: str) -> access.ProjectAccess | None:
+    """Dave's access to `path`, his token looked up afresh as in each request."""
+    return access.access_to(access.credential_for(TOKEN), path)
+
+
+class TestCredentialFor:
     @responses.activate
     def test_it_asks_gitlab_once_while_the_answer_is_fresh(self):
         answer_user()
 
-        first = access.user_for_token(TOKEN)
-        second = access.user_for_token(TOKEN)
+        first = access.credential_for(TOKEN)
+        second = access.credential_for(TOKEN)
 
-        assert first.id == second.id == 7
+        assert first.user.id == second.user.id == 7
         assert len(responses.calls) == 1
 
     @responses.activate
     def test_it_asks_again_once_the_answer_expired(self):
         answer_user()
-        access.user_for_token(TOKEN)
+        access.credential_for(TOKEN)
         TokenFingerprint.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
-        access.user_for_token(TOKEN)
+        access.credential_for(TOKEN)
 
         assert len(responses.calls) == 2
 
@@ -67,7 +72,7 @@ class TestUserForToken:
 
         for _ in range(2):
             with pytest.raises(gitlab.TokenRejected):
-                access.user_for_token(TOKEN)
+                access.credential_for(TOKEN)
 
         assert len(responses.calls) == 1
         fingerprint = TokenFingerprint.objects.get()
@@ -78,8 +83,7 @@ class TestUserForToken:
     def test_it_stores_a_hash_of_the_token_never_the_token(self):
         answer_user()
         answer_project()
-        user = access.user_for_token(TOKEN)
-        access.access_to(TOKEN, user, "ml/team/proj")
+        access_of("ml/team/proj")
 
         with connection.cursor() as cursor:
             tables = connection.introspection.table_names(cursor)
@@ -94,9 +98,8 @@ class TestAccessTo:
     def test_it_asks_gitlab_once_per_ttl_for_a_member(self):
         answer_user()
         answer_project(level=20)
-        user = access.user_for_token(TOKEN)
 
-        results = [access.access_to(TOKEN, user, "ml/team/proj") for _ in range(3)]
+        results = [access_of("ml/team/proj") for _ in range(3)]
 
         assert [r.level for r in results] == [20, 20, 20]
         assert results[0].can_read and not results[0].can_write
@@ -107,8 +110,7 @@ class TestAccessTo:
     def test_it_keys_memberships_by_user_and_project_id(self):
         answer_user()
         answer_project()
-        user = access.user_for_token(TOKEN)
-        access.access_to(TOKEN, user, "ml/team/proj")
+        access_of("ml/team/proj")
 
         membership = Membership.objects.get()
 
@@ -119,10 +121,9 @@ class TestAccessTo:
         answer_user()
         responses.get(f"{BASE}/api/v4/projects/ml%2Fnope", status=404,
                       json={"message": "404 Project Not Found"})  # fmt: skip
-        user = access.user_for_token(TOKEN)
 
-        assert access.access_to(TOKEN, user, "ml/nope") is None
-        assert access.access_to(TOKEN, user, "ml/nope") is None
+        assert access_of("ml/nope") is None
+        assert access_of("ml/nope") is None
         assert len(responses.calls) == 2
 
     @responses.activate
@@ -130,10 +131,9 @@ class TestAccessTo:
         answer_user()
         answer_project(path="ml/team/old")
         answer_project(path="ml/team/new")
-        user = access.user_for_token(TOKEN)
-        access.access_to(TOKEN, user, "ml/team/old")
+        access_of("ml/team/old")
 
-        renamed = access.access_to(TOKEN, user, "ml/team/new")
+        renamed = access_of("ml/team/new")
 
         assert renamed.project.id == 42
         assert GitLabProject.objects.get().path == "ml/team/new"
@@ -142,8 +142,7 @@ class TestAccessTo:
     def test_it_frees_a_path_reused_by_another_project(self):
         answer_user()
         answer_project(project_id=42, path="ml/team/proj")
-        user = access.user_for_token(TOKEN)
-        access.access_to(TOKEN, user, "ml/team/proj")
+        access_of("ml/team/proj")
         Membership.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
         responses.replace(
             responses.GET, f"{BASE}/api/v4/projects/ml%2Fteam%2Fproj",
@@ -151,7 +150,7 @@ class TestAccessTo:
                   "permissions": {"project_access": {"access_level": 10}, "group_access": None}},
         )  # fmt: skip
 
-        now = access.access_to(TOKEN, user, "ml/team/proj")
+        now = access_of("ml/team/proj")
 
         assert now.project.id == 43
         assert GitLabProject.objects.get(id=42).path != "ml/team/proj"

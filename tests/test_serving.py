@@ -100,7 +100,7 @@ class TestProductionSettings:
         )  # fmt: skip
 
         assert result.stdout.splitlines()[-1].split() == [
-            "django.core.cache.backends.redis.RedisCache",
+            "sharinghub_mlflow.cache.FailSoftRedisCache",
             "django.contrib.sessions.backends.cached_db",
             "yes",
         ], result.stderr

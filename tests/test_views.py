@@ -137,14 +137,15 @@ class TestHealth:
         assert client.get("/healthz").json() == {"status": "ok"}
 
     @responses.activate
-    def test_it_checks_both_databases_and_reports_gitlab_in_readyz(self, client):
+    def test_it_checks_both_databases_and_reports_the_cache_and_gitlab_in_readyz(self, client):
         responses.get(f"{BASE}/api/v4/version", status=401, json={"message": "401 Unauthorized"})
 
         response = client.get("/readyz")
 
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "django_database": "ok",
-                                   "mlflow_database": "ok", "gitlab": "ok"}  # fmt: skip
+                                   "mlflow_database": "ok", "cache": "per process",
+                                   "gitlab": "ok"}  # fmt: skip
 
     @responses.activate
     def test_it_reports_an_unreachable_gitlab_in_readyz_but_stays_ready(self, client):

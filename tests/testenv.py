@@ -79,6 +79,15 @@ def database_env(label: str = "server") -> dict[str, str]:
 
 
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="sharinghub-mlflow-tests-")
+# Every test client comes from 127.0.0.1 and many try bad tokens on purpose: the throttles
+# are wide open in-process and on live servers, except where a test sets them
+# (tests/test_throttling.py, tests/security/test_throttling.py).
+for _scope in (
+    "GITLAB_LOOKUPS_PER_ADDRESS",
+    "GITLAB_LOOKUPS",
+    "FAILED_AUTHENTICATIONS_PER_ADDRESS",
+):
+    os.environ[f"THROTTLE_{_scope}"] = "1000000/s"
 os.environ.update(database_env("inprocess"))
 
 
