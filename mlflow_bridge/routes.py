@@ -120,9 +120,9 @@ ROUTES: list[Route] = [
     Route("GET",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", READ, body=FILE),
     Route("PUT",    "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", CREATE, body=FILE),
     Route("DELETE", "/2.0/mlflow-artifacts/artifacts/<path:artifact_path>", DELETE, body=FILE),
-    Route("POST",   "/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", CREATE, body=FILE),
-    Route("POST",   "/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", CREATE, body=FILE),
-    Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE, body=FILE),
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/create/<path:artifact_path>", CREATE),  # JSON, checked
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/complete/<path:artifact_path>", CREATE),  # JSON, checked
+    Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),  # JSON, checked
     Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ, body=FILE),
     Route("GET",    "/get-artifact",                                       READ),
     Route("GET",    "/model-versions/get-artifact",                        READ),

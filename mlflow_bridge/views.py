@@ -39,6 +39,8 @@ from mlflow_bridge.routes import BodyKind, Route, route_for
 from projects import access
 
 TRACKING_SEGMENT = "tracking"
+# Methods whose body MLflow always reads; it reads a GET's too when it has no query string.
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def match_mlflow_rule(path: str, method: str) -> tuple[Rule, dict] | None:
@@ -268,14 +270,7 @@ def forward(request: Request) -> HttpResponse:
     check_path_arguments(request, project.workspace)
     body = None
     if route.body is BodyKind.JSON:
-        body, document = rewriter.json_body(read_json_body(request))
-        messages.check_parses(request.method, request.rule.rule, document)
-        check_required(route, document)
-        check_contents(document, project.workspace)
-        body, document = authorship.stamp(
-            request.project_access.user.username, route, body, document
-        )
-        body = tag_job_run(request.project_access, route, body, document)
+        body = checked_json_body(request, rewriter, project.workspace)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",
@@ -285,6 +280,21 @@ def forward(request: Request) -> HttpResponse:
         body=body,
     )
     return dispatch.call_mlflow(environ, project.workspace)
+
+
+def checked_json_body(request: Request, rewriter: RequestRewriter, workspace: str) -> bytes | None:
+    """The JSON body to send on, read, rewritten and checked; None for a GET (or HEAD, OPTIONS)
+    that has none, which then reaches MLflow exactly as it came."""
+    raw = read_json_body(request)
+    if not raw and request.method not in METHODS_WITH_BODY:
+        return None
+    body, document = rewriter.json_body(raw)
+    messages.check_parses(request.method, request.rule.rule, document)
+    check_required(request.route, document)
+    check_contents(document, workspace)
+    username = request.project_access.user.username
+    body, document = authorship.stamp(username, request.route, body, document)
+    return tag_job_run(request.project_access, request.route, body, document)
 
 
 def check_path_arguments(request: Request, workspace: str) -> None:

@@ -399,3 +399,26 @@ class TestWhatTheViewAdds:
 
         assert answer.status_code == 401
         assert answer.json()["error_code"] == "UNAUTHENTICATED"
+
+
+class TestBodies:
+    @pytest.mark.parametrize("step", ["create", "complete", "abort"])
+    def test_it_checks_the_json_body_of_multipart_uploads(self, client, step):
+        answer = client.post(
+            f"/mlflow/{PATH}/tracking/api/2.0/mlflow-artifacts/mpu/{step}/1/run/artifacts",
+            json.dumps({"path": "../../p-1/secret", "num_parts": 2, "upload_id": "u"}),
+            content_type="application/json",
+            **bearer(DAVE),
+        )
+
+        assert answer.status_code == 400
+        assert "climbs out with '..'" in answer.json()["message"]
+
+    def test_it_refuses_a_get_body_above_the_limit_before_reading_it(self, client, settings):
+        settings.MAX_JSON_BODY_SIZE = 10
+
+        answer = client.generic("GET", URL, b'{"max_results": 1000}', "application/json",
+                                **bearer(DAVE))  # fmt: skip
+
+        assert answer.status_code == 413
+        assert answer.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
