@@ -1,4 +1,7 @@
 # The two commands of the README: `make serve` and `make test` (SQLite, then PostgreSQL).
+# `make test` needs, besides Python 3.11: PostgreSQL at 127.0.0.1:5432 (user postgres, trust
+# auth; TEST_POSTGRES_URL names another) for its second half, and Debian's chromium
+# (`apt-get install chromium`) for the browser tests. Without PostgreSQL, `make test-sqlite`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import math
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions
 
-from projects import gitlab
+from projects import gitlab, gitlab_health
 
 # MLflow's error codes (mlflow.protos.databricks_pb2) and the status MLflow gives each.
 STATUS_OF_CODE = {
@@ -45,7 +46,8 @@ logger = logging.getLogger(__name__)
 class BridgeError(exceptions.APIException):
     """A request the bridge answers itself, with an MLflow error code and a message.
 
-    `status` overrides the code's usual status where MLflow has no code of its own (413).
+    `status` overrides the code's usual status where MLflow has no code of its own (413), or
+    where the usual one would mislead clients (424: gitlab_unavailable).
     """
 
     def __init__(
@@ -100,9 +102,30 @@ def token_refused(exc: gitlab.TokenRejected) -> Unauthenticated:
     return Unauthenticated("GitLab does not accept this token (unknown, expired or revoked).")
 
 
+# Failed Dependency: GitLab, which the request needs, failed. mlflow clients do not retry it.
+LONG_OUTAGE_STATUS = 424
+
+
 def gitlab_unavailable(exc: gitlab.GitLabUnavailable) -> BridgeError:
+    """The error for a request that needs GitLab while GitLab cannot answer.
+
+    While GitLab has failed for less than GITLAB_OUTAGE_RETRYABLE seconds: a 503, which the
+    mlflow client retries for minutes, riding out a short outage. Once it has failed for longer,
+    the same kind of message as a 424, which clients do not retry: the user reads it at once
+    instead of after minutes of silent retries.
+    """
+    seconds = gitlab_health.down_for() or 0.0
+    if seconds < settings.GITLAB_OUTAGE_RETRYABLE:
+        return BridgeError(
+            "TEMPORARILY_UNAVAILABLE",
+            f"Cannot check your access right now ({exc}); retry in a moment.",
+        )
     return BridgeError(
-        "TEMPORARILY_UNAVAILABLE", f"Cannot check your access right now ({exc}); retry in a moment."
+        "TEMPORARILY_UNAVAILABLE",
+        f"Cannot check your access: {exc}, and GitLab has not answered for {int(seconds)} "
+        "seconds. Try again once GitLab is back; if it stays unreachable, the service's "
+        "GITLAB_URL may be wrong (ask its operator).",
+        status=LONG_OUTAGE_STATUS,
     )
 
 

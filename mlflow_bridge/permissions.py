@@ -48,7 +48,7 @@ class IsServedRoute(BasePermission):
             return True
         feature = request.route.feature
         self.message = (
-            f"{feature[:1].upper()}{feature[1:]} is not available through SharingHub MLflow."
+            f"{feature[:1].upper()}{feature[1:]}: not available on this SharingHub MLflow server."
         )
         return False
 

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from mlflow_bridge import (
+    authorship,
     dispatch,
     messages,
     mlflow_app,
@@ -29,7 +30,7 @@ from mlflow_bridge import (
     quota,
     storage,
     throttling,
-    workspaces,
+    ui_answers,
 )
 from mlflow_bridge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
 from mlflow_bridge.errors import BridgeError, Unauthenticated, not_found, too_large
@@ -217,7 +218,7 @@ class TrackingView(APIView):
         remember(request, project_access=access.access_to(request.auth, request.project_path))
 
     def answer_workspace_call(self, request: Request) -> bool:
-        answer = workspaces.answer(request.method, request.rest, request.project_access.project)
+        answer = ui_answers.answer(request.method, request.rest, request.project_access)
         remember(request, bridge_answer=answer)
         return answer is not None
 
@@ -318,6 +319,8 @@ def checked_json_body(request: Request, rewriter: RequestRewriter, workspace: st
     messages.check_parses(request.method, request.rule.rule, document)
     check_required(request.route, document)
     check_contents(document, workspace)
+    username = request.project_access.user.username
+    body, document = authorship.stamp(username, request.route, body, document)
     return tag_job_run(request.project_access, request.route, body, document)
 
 

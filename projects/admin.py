@@ -1,7 +1,9 @@
 """Admin views of what the service believes GitLab said (Django staff only).
 
-Lists are searchable and filterable; the actions "Refresh from GitLab now" (needs
-GITLAB_SERVICE_TOKEN) and "Invalidate" (the next request asks GitLab) act on the selection.
+Every row here mirrors GitLab (or records a webhook delivery), so the pages are read-only:
+no add, edit or delete form. Lists are searchable and filterable; the actions "Refresh from
+GitLab now" (needs GITLAB_SERVICE_TOKEN) and "Invalidate" (the next request asks GitLab) act
+on the selection. The service's own data (Django's users and groups) stays editable.
 """
 
 from django.contrib import admin, messages
@@ -44,6 +46,19 @@ def _invalidated(modeladmin, request, count: int, what: str) -> None:
     )
 
 
+class MirrorAdmin(admin.ModelAdmin):
+    """Allows viewing only: what GitLab said is changed in GitLab, then refreshed here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class ExpiredFilter(admin.SimpleListFilter):
     title = "expired"
     parameter_name = "expired"
@@ -73,7 +88,7 @@ class OrphanedFilter(admin.SimpleListFilter):
 
 
 @admin.register(GitLabProject)
-class GitLabProjectAdmin(admin.ModelAdmin):
+class GitLabProjectAdmin(MirrorAdmin):
     """Projects with their usage as `python manage.py usage` last measured it (never measured
     here: a page view reads one row per project), sortable by size and by activity."""
 
@@ -128,7 +143,7 @@ class GitLabProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(GitLabUser)
-class GitLabUserAdmin(admin.ModelAdmin):
+class GitLabUserAdmin(MirrorAdmin):
     list_display = ("id", "username", "bot", "last_seen")
     search_fields = ("username",)
     list_filter = ("bot",)
@@ -146,7 +161,7 @@ class GitLabUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(MirrorAdmin):
     list_display = ("user", "project", "role", "source", "fetched_at", "expires_at", "fresh")
     search_fields = ("user__username", "project__path")
     list_filter = (
@@ -176,7 +191,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(TokenFingerprint)
-class TokenFingerprintAdmin(admin.ModelAdmin):
+class TokenFingerprintAdmin(MirrorAdmin):
     list_display = ("short_digest", "user", "job", "fetched_at", "expires_at")
     search_fields = ("user__username",)
     list_filter = (ExpiredFilter,)
@@ -195,14 +210,14 @@ class TokenFingerprintAdmin(admin.ModelAdmin):
 
 
 @admin.register(CIJob)
-class CIJobAdmin(admin.ModelAdmin):
+class CIJobAdmin(MirrorAdmin):
     list_display = ("id", "project_id", "pipeline_id", "user", "web_url")
     search_fields = ("user__username", "web_url")
     readonly_fields = ("id", "project_id", "pipeline_id", "user", "web_url")
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(MirrorAdmin):
     list_display = ("key", "event", "received_at")
     search_fields = ("key", "event")
     list_filter = ("event",)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 
+from projects import gitlab_health
 from sharinghub_mlflow.observability import GITLAB_CALLS
 
 logger = logging.getLogger(__name__)
@@ -110,8 +111,13 @@ class GitLabClient:
             # but keep log lines uniform and short.
             logger.warning("GitLab unreachable at %s: %s", self._base_url, type(exc).__name__)
             GITLAB_CALLS.labels("unreachable").inc()
+            gitlab_health.record_failure()
             raise GitLabUnavailable(f"GitLab at {self._base_url} is unreachable") from None
         GITLAB_CALLS.labels(str(response.status_code)).inc()
+        if response.status_code == 429 or response.status_code >= 500:
+            gitlab_health.record_failure()
+        else:
+            gitlab_health.record_answer()
         if response.status_code == 404:
             return None
         if response.status_code == 401:
@@ -228,6 +234,24 @@ class GitLabClient:
                 projects.append(_project_from(body, level, ""))
             url = response.links.get("next", {}).get("url") if response is not None else None
         return projects
+
+
+def unreachable_reason(timeout: float | None = None) -> str | None:
+    """None when GITLAB_URL answers like a GitLab (GET /api/v4/version without a token: 200 or
+    401); otherwise why not, in a few words. For `serve` and /readyz: no token is sent."""
+    url = f"{settings.GITLAB_URL}/api/v4/version"
+    try:
+        response = requests.get(url, timeout=timeout or settings.GITLAB_TIMEOUT)
+    except requests.RequestException as exc:
+        gitlab_health.record_failure()
+        return f"unreachable ({type(exc).__name__})"
+    if response.status_code == 429 or response.status_code >= 500:
+        gitlab_health.record_failure()
+        return f"answers {response.status_code}"
+    gitlab_health.record_answer()
+    if response.status_code not in (200, 401):
+        return f"answers {response.status_code} to /api/v4/version: not a GitLab?"
+    return None
 
 
 def _project_from(body: dict, level: int, source: str) -> GitLabProject:

@@ -110,6 +110,14 @@ def portal_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def mlflow_pin() -> str:
+    """The client version to install: this server's MLflow, any patch release."""
+    import mlflow
+
+    major, minor = mlflow.__version__.split(".")[:2]
+    return f"mlflow=={major}.{minor}.*"
+
+
 @with_gitlab_session
 def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
     project_access = access.access_to(request.gitlab_credential, project_path)
@@ -133,5 +141,9 @@ def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
             "experiment": project.name or project.path.rsplit("/", 1)[-1],
             "token_url": settings.GITLAB_URL + TOKEN_SETTINGS_PATH,
             "project_token_url": f"{settings.GITLAB_URL}/{project.path}/-/settings/access_tokens",
+            "mlflow_pin": mlflow_pin(),
+            # A CI job's token writes when its user's role is looked up, or by configuration.
+            "job_tokens_write": bool(settings.GITLAB_SERVICE_TOKEN)
+            or settings.CI_JOB_TOKEN_DEFAULT_ROLE == "developer",
         },
     )

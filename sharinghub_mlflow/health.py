@@ -1,5 +1,6 @@
-"""Health probes for load balancers: no authentication, no GitLab."""
+"""Health probes for load balancers: no authentication; /readyz also reports GitLab."""
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -11,9 +12,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+GITLAB_PROBE_KEY = "readyz:gitlab"
+GITLAB_PROBE_TTL = 30
+
+
+def gitlab_status() -> str:
+    """ "ok", or what is wrong with GITLAB_URL: asked at most every GITLAB_PROBE_TTL seconds."""
+    from projects import gitlab
+
+    answer = cache.get(GITLAB_PROBE_KEY)
+    if answer is None:
+        answer = gitlab.unreachable_reason(timeout=min(settings.GITLAB_TIMEOUT, 2.0)) or "ok"
+        cache.set(GITLAB_PROBE_KEY, answer, GITLAB_PROBE_TTL)
+    return answer
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Both databases answer a trivial query. The cache is reported, but a failing one does
-    not make the service unready: it serves without it (sharinghub_mlflow/cache.py)."""
+    """Both databases answer a trivial query. The cache and GitLab are reported, but neither
+    makes the service unready: it serves without the cache (sharinghub_mlflow/cache.py), and
+    members within GITLAB_OUTAGE_GRACE keep working without GitLab."""
     from mlflow.server.handlers import _get_tracking_store
 
     from mlflow_bridge.mlflow_app import flask_app
@@ -33,7 +50,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["mlflow_database"] = type(exc).__name__
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", **checks, "cache": cache_health()},
+        {
+            "status": "ok" if ready else "unavailable",
+            **checks,
+            "cache": cache_health(),
+            "gitlab": gitlab_status(),
+        },
         status=200 if ready else 503,
     )
 

@@ -39,6 +39,9 @@ MEMBERSHIP_NEGATIVE_CACHE_TTL = env.int("MEMBERSHIP_NEGATIVE_CACHE_TTL", default
 # While GitLab is unreachable or answers 5xx/429, a cached answer up to this age (seconds)
 # keeps working; beyond it, requests get 503.
 GITLAB_OUTAGE_GRACE = env.int("GITLAB_OUTAGE_GRACE", default=15 * 60)
+# Once GitLab has failed for this long (seconds), requests it would decide get their error as a
+# 424, which clients do not retry, instead of a retryable 503 (projects/gitlab_health.py).
+GITLAB_OUTAGE_RETRYABLE = env.int("GITLAB_OUTAGE_RETRYABLE", default=30)
 # An administrator's (or service account's) token with read_api: `gitlab_refresh`, the admin's
 # "refresh" action and CI jobs' roles use it. Empty: those fall back as the README says.
 GITLAB_SERVICE_TOKEN = env.str("GITLAB_SERVICE_TOKEN", default="")
@@ -188,6 +191,8 @@ MIDDLEWARE = [
     # One line per request below /mlflow/, with what the tracking view learnt (project, route).
     "sharinghub_mlflow.observability.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and scripts, collected into STATIC_ROOT by `serve` (no web server needed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -236,7 +241,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# `serve` runs collectstatic into it at every start; WhiteNoise serves it from there.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "static")))
 
 LOGGING = {
     "version": 1,

@@ -192,3 +192,38 @@ class TestActions:
         act(admin_client, "/admin/projects/tokenfingerprint/", "invalidate", "f" * 64)
 
         assert not TokenFingerprint.objects.exists()
+
+
+MIRRORS = ["gitlabproject", "gitlabuser", "membership", "tokenfingerprint", "cijob",
+           "webhookdelivery"]  # fmt: skip
+
+
+class TestReadOnly:
+    """What mirrors GitLab is changed in GitLab: the admin shows it and offers the actions."""
+
+    @pytest.mark.parametrize("model", MIRRORS)
+    def test_it_offers_no_add_form(self, admin_client, team, model):
+        assert admin_client.get(f"/admin/projects/{model}/add/").status_code == 403
+        assert f"/admin/projects/{model}/add/" not in listed(
+            admin_client.get(f"/admin/projects/{model}/")
+        )
+
+    def test_it_shows_a_membership_without_a_form_to_save(self, admin_client, team):
+        url = f"{MEMBERSHIPS}{team['ada_row'].pk}/change/"
+
+        page = listed(admin_client.get(url))
+        response = admin_client.post(url, {"access_level": "50"})
+
+        assert 'name="_save"' not in page and "<select" not in page
+        assert response.status_code == 403
+        assert Membership.objects.get(pk=team["ada_row"].pk).access_level == 10
+
+    def test_it_offers_refresh_and_invalidate_but_not_delete(self, admin_client, team):
+        page = listed(admin_client.get(MEMBERSHIPS))
+
+        assert 'value="refresh_from_gitlab"' in page and 'value="invalidate"' in page
+        assert 'value="delete_selected"' not in page
+        assert admin_client.get(f"{MEMBERSHIPS}{team['ada_row'].pk}/delete/").status_code == 403
+
+    def test_it_keeps_the_services_own_users_editable(self, admin_client):
+        assert admin_client.get("/admin/auth/user/add/").status_code == 200

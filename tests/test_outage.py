@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+import requests
 from django.core.cache import cache
 from django.utils import timezone
 
+from mlflow_bridge.errors import LONG_OUTAGE_STATUS
+from projects import gitlab_health
 from projects.models import Membership, TokenFingerprint
+from tests.conftest import start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
 
@@ -170,3 +178,85 @@ class TestAfterAnOutage:
         assert len(gitlab.calls) > calls  # expired answers are asked again
         assert Membership.objects.get(user_id=scene.olga.id).is_fresh
         assert ursula.get("runs/get", run_id=run_id)[0] == 200
+
+
+def gitlab_down_since(seconds_ago: float) -> None:
+    """As if GitLab had stopped answering that long ago (the clock of gitlab_health)."""
+    cache.set(gitlab_health.DOWN_SINCE_KEY, time.time() - seconds_ago, timeout=None)
+
+
+class TestALongOutage:
+    """Short outages stay retryable (503); a long one is told at once (424, not retried)."""
+
+    def test_it_answers_503_while_gitlab_has_failed_only_briefly(
+        self, client, scene, gitlab_down, settings
+    ):
+        settings.GITLAB_OUTAGE_RETRYABLE = 30
+        gitlab_down()
+
+        status, body = Tracking(client, scene.project.path, scene.ursula.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == 503
+        assert gitlab_health.down_for() is not None
+
+    def test_it_answers_424_with_the_reason_once_gitlab_has_failed_for_long(
+        self, client, scene, gitlab_down, settings
+    ):
+        settings.GITLAB_OUTAGE_RETRYABLE = 30
+        gitlab_down()
+        gitlab_down_since(120)
+
+        status, body = Tracking(client, scene.project.path, scene.ursula.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == LONG_OUTAGE_STATUS
+        assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        assert "GitLab has not answered for 1" in body["message"]
+        assert "GITLAB_URL" in body["message"]
+
+    def test_it_is_a_status_the_mlflow_client_does_not_retry(self):
+        from mlflow.utils.request_utils import _TRANSIENT_FAILURE_RESPONSE_CODES
+
+        assert LONG_OUTAGE_STATUS not in _TRANSIENT_FAILURE_RESPONSE_CODES
+        assert 503 in _TRANSIENT_FAILURE_RESPONSE_CODES
+
+    def test_it_ends_the_outage_at_gitlabs_first_answer(self, client, scene):
+        gitlab_down_since(120)
+
+        status, _ = Tracking(client, scene.project.path, scene.ursula.token).get(
+            "experiments/get", experiment_id=scene.experiment_id
+        )
+
+        assert status == 200
+        assert gitlab_health.down_for() is None
+
+
+SET_EXPERIMENT = "import mlflow; mlflow.set_experiment('x')"
+
+
+class TestAWrongGitLabUrl:
+    def test_it_says_so_at_start_in_readyz_and_to_the_client_at_once(self, tmp_path, cast):
+        """The issue's case: GITLAB_URL names nothing that answers. Nothing is cached."""
+        server, process = start_live_server(
+            tmp_path, "http://127.0.0.1:9", GITLAB_OUTAGE_RETRYABLE="0", GITLAB_TIMEOUT="2"
+        )
+        try:
+            readyz = requests.get(f"{server.url}/readyz", timeout=30).json()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+            env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(cast.project.path),
+                        "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
+            done = subprocess.run([sys.executable, "-c", SET_EXPERIMENT], env=env,
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+        assert "WARNING: GitLab at http://127.0.0.1:9 unreachable" in server.log.read_text()
+        assert readyz["gitlab"] == "unreachable (ConnectionError)"
+        assert done.returncode != 0
+        assert "GitLab has not answered" in done.stderr
+        assert "too many 503" not in done.stderr
+        assert cast.dave.token not in server.log.read_text()

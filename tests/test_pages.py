@@ -234,6 +234,14 @@ class TestConnectPage:
         assert f'MLFLOW_TRACKING_URI: "{uri}"' in page
         assert f"{uri}api/2.0/mlflow/experiments/search" in page
 
+    def test_it_logs_from_ci_with_the_job_token_and_a_pinned_client(self, page):
+        ci = re.search(r'<pre id="snippet-ci"><code>(.*?)</code>', page, re.S).group(1)
+
+        assert "MLFLOW_TRACKING_TOKEN: $CI_JOB_TOKEN" in ci
+        assert 'pip install "mlflow==3.17.*"' in ci
+        # The live server has neither GITLAB_SERVICE_TOKEN nor a developer default role.
+        assert "On this server a job token only reads" in page
+
     def test_it_names_experiments_without_suffix_and_says_the_suffix_works(self, cast, page):
         assert f'"churn ({cast.project.id})"' in page
         assert "names the same experiment" in page

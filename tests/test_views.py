@@ -136,12 +136,32 @@ class TestHealth:
     def test_it_answers_healthz_without_authentication(self, client):
         assert client.get("/healthz").json() == {"status": "ok"}
 
-    def test_it_checks_both_databases_in_readyz(self, client):
+    @responses.activate
+    def test_it_checks_both_databases_and_reports_the_cache_and_gitlab_in_readyz(self, client):
+        responses.get(f"{BASE}/api/v4/version", status=401, json={"message": "401 Unauthorized"})
+
         response = client.get("/readyz")
 
         assert response.status_code == 200
         assert response.json() == {"status": "ok", "django_database": "ok",
-                                   "mlflow_database": "ok", "cache": "per process"}  # fmt: skip
+                                   "mlflow_database": "ok", "cache": "per process",
+                                   "gitlab": "ok"}  # fmt: skip
+
+    @responses.activate
+    def test_it_reports_an_unreachable_gitlab_in_readyz_but_stays_ready(self, client):
+        responses.get(f"{BASE}/api/v4/version", body=requests.ConnectionError("refused"))
+
+        response = client.get("/readyz")
+
+        # Members within GITLAB_OUTAGE_GRACE keep working: the replica stays in rotation.
+        assert response.status_code == 200
+        assert response.json()["gitlab"] == "unreachable (ConnectionError)"
+
+    @responses.activate
+    def test_it_reports_a_gitlab_url_that_is_no_gitlab_in_readyz(self, client):
+        responses.get(f"{BASE}/api/v4/version", status=404, body="no such page")
+
+        assert "not a GitLab?" in client.get("/readyz").json()["gitlab"]
 
 
 class TestMlflowFailures:

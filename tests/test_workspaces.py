@@ -1,4 +1,4 @@
-"""MLflow UI's workspace calls under a project: the project's one workspace, nothing else."""
+"""MLflow UI's workspace and assistant calls under a project: one workspace, no assistant."""
 
 from __future__ import annotations
 
@@ -53,10 +53,18 @@ def test_it_refuses_every_other_workspace_route(api, cast, method, path):
     response = api.call(method, path, json={"name": "p-999", "description": "x"})
 
     assert response.status_code == 403
-    assert response.json()["message"].startswith("Workspace administration is not available")
+    assert response.json()["message"] == (
+        "Workspace administration: not available on this SharingHub MLflow server."
+    )
 
 
 def test_it_answers_non_members_404_like_every_route(gunicorn_server, cast):
     outsider = Api(gunicorn_server.tracking_uri(cast.project.path), cast.charlie.token)
 
     assert outsider.call("GET", "ajax-api/3.0/mlflow/workspaces").status_code == 404
+
+
+def test_it_tells_the_ui_the_assistant_is_not_available(api):
+    """MLflow's assistant lives in its FastAPI server only: the UI is told, not sent a 404."""
+    assert api.ok("GET", "ajax-api/3.0/mlflow/assistant/config")["remote_access_allowed"] is False
+    assert api.ok("GET", "ajax-api/3.0/mlflow/assistant/providers")["providers"] == []

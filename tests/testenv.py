@@ -39,8 +39,17 @@ _created: list[str] = []
 
 def _admin_connection():
     import psycopg2
+    import pytest
 
-    connection = psycopg2.connect(f"{POSTGRES_URL}/postgres")
+    try:
+        connection = psycopg2.connect(f"{POSTGRES_URL}/postgres")
+    except psycopg2.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise pytest.UsageError(
+            f"TEST_DATABASE=postgresql needs PostgreSQL at {POSTGRES_URL} (user postgres, trust "
+            f"auth), which does not answer ({reason}). Start it (Debian: `pg_ctlcluster "
+            "<version> main start`), point TEST_POSTGRES_URL at one, or run `make test-sqlite`."
+        ) from None
     connection.autocommit = True
     return connection
 

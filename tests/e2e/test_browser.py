@@ -90,16 +90,6 @@ def log_in_with_gitlab(page, gitlab, user) -> None:
     page.get_by_role("button", name="Log in with GitLab").click()
 
 
-def close_mlflow_extras(page) -> None:
-    """MLflow opens its assistant panel on local hosts (it is not served here): close it."""
-    welcome = page.get_by_role("heading", name="Welcome to MLflow Assistant")
-    try:
-        welcome.wait_for(timeout=5_000)
-    except sync_api.TimeoutError:
-        return
-    page.get_by_role("button", name="Close").first.click()
-
-
 def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
@@ -128,7 +118,6 @@ class TestDeveloper:
         expect(banner).to_contain_text(forecast.path)
         expect(banner).to_contain_text("Developer")
         expect(banner.locator(".sh-badge")).to_have_count(0)
-        close_mlflow_extras(page)
         expect(page.get_by_role("link", name="forecast", exact=True)).to_be_visible()
         shot(page, "project-ui")
 
@@ -175,7 +164,6 @@ class TestOthers:
         banner = page.locator("#sharinghub-banner")
         expect(banner).to_contain_text("Reporter")
         expect(banner.locator(".sh-badge")).to_have_text("read-only")
-        close_mlflow_extras(page)
 
         row = page.get_by_role("row").filter(has=page.get_by_role("link", name="forecast"))
         row.get_by_role("checkbox").click()

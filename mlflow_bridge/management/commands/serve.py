@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from mlflow_bridge import mlflow_app, serving
+from projects import gitlab
 
 
 class Command(BaseCommand):
@@ -27,6 +28,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        # The admin's CSS and scripts, served by WhiteNoise from STATIC_ROOT.
+        call_command("collectstatic", interactive=False, verbosity=0)
         try:
             mlflow_app.upgrade_database()
         except Exception as exc:
@@ -37,6 +40,12 @@ class Command(BaseCommand):
         serving.prepare_metrics_directory()
         for name, value in serving.effective_configuration(options):
             self.stdout.write(f"  {name:<24} {value}")
+        if problem := gitlab.unreachable_reason():
+            self.stderr.write(
+                f"WARNING: GitLab at {settings.GITLAB_URL} {problem}. Until it answers, nobody "
+                "can log in or be checked (503, then 424 after GITLAB_OUTAGE_RETRYABLE): "
+                "check GITLAB_URL and this host's network."
+            )
         self.stdout.write(
             f"Serving on http://{options['bind']}/mlflow/ with {options['workers']} workers"
         )

@@ -1,0 +1,135 @@
+"""Authorship: the GitLab username replaces whatever author a client sends.
+
+Unit rows for each place MLflow records an author, then the stock mlflow client against a
+live server: Dave's run says "dave" although the script claims to be root, then mallory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlflow_bridge import authorship
+from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.routes import route_for
+from tests.api import Api
+
+
+def stamp(rule: str, document: dict, method: str = "POST") -> dict:
+    body = json.dumps(document).encode()
+    stamped_body, stamped = authorship.stamp("dave", route_for(rule, method), body, document)
+    assert json.loads(stamped_body) == stamped
+    return stamped
+
+
+class TestStamp:
+    @pytest.mark.parametrize(
+        ("rule", "document", "expected"),
+        [
+            pytest.param("/api/2.0/mlflow/runs/create",
+                          {"experiment_id": "1", "user_id": "root",
+                           "tags": [{"key": "mlflow.user", "value": "root"}]},
+                          {"experiment_id": "1", "user_id": "dave",
+                           "tags": [{"key": "mlflow.user", "value": "dave"}]},
+                          id="a run's user_id and tag"),
+            pytest.param("/api/2.0/mlflow/runs/create", {"experiment_id": "1"},
+                         {"experiment_id": "1", "user_id": "dave",
+                          "tags": [{"key": "mlflow.user", "value": "dave"}]},
+                         id="a run without author gets one"),
+            pytest.param("/api/2.0/mlflow/runs/set-tag",
+                         {"run_id": "r", "key": "mlflow.user", "value": "mallory"},
+                         {"run_id": "r", "key": "mlflow.user", "value": "dave"},
+                         id="set-tag"),
+            pytest.param("/api/2.0/mlflow/runs/log-batch",
+                         {"run_id": "r", "tags": [{"key": "mlflow.user", "value": "x"},
+                                                  {"key": "team", "value": "y"}]},
+                         {"run_id": "r", "tags": [{"key": "mlflow.user", "value": "dave"},
+                                                  {"key": "team", "value": "y"}]},
+                         id="log-batch tags, others untouched"),
+            pytest.param("/api/2.0/mlflow/logged-models",
+                         {"experiment_id": "1", "tags": [{"key": "mlflow.user", "value": "x"}]},
+                         {"experiment_id": "1", "tags": [{"key": "mlflow.user", "value": "dave"}]},
+                         id="a logged model"),
+            pytest.param("/api/3.0/mlflow/traces",
+                         {"trace": {"trace_info": {"trace_metadata": {"mlflow.user": "root"},
+                                                   "tags": {"mlflow.user": "root", "k": "v"}}}},
+                         {"trace": {"trace_info": {"trace_metadata": {"mlflow.user": "dave"},
+                                                   "tags": {"mlflow.user": "dave", "k": "v"}}}},
+                         id="a trace's metadata and tags"),
+            pytest.param("/api/3.0/mlflow/datasets/create",
+                         {"name": "d", "tags": {"mlflow.user": "root"}},
+                         {"name": "d", "tags": {"mlflow.user": "dave"}},
+                         id="a dataset"),
+            pytest.param("/api/3.0/mlflow/issues",
+                         {"experiment_id": "1", "name": "i", "created_by": "mallory"},
+                         {"experiment_id": "1", "name": "i", "created_by": "dave"},
+                         id="created_by"),
+            pytest.param("/api/2.0/mlflow/runs/log-batch",
+                         {"run_id": "r", "params": [{"key": "mlflow.user", "value": "p"}]},
+                         {"run_id": "r", "params": [{"key": "mlflow.user", "value": "p"}]},
+                         id="a param named mlflow.user is not a tag"),
+        ],
+    )  # fmt: skip
+    def test_it_replaces_every_author_with_the_gitlab_username(self, rule, document, expected):
+        assert stamp(rule, document) == expected
+
+    def test_it_leaves_reads_alone(self):
+        document = {"experiment_ids": ["1"], "filter": "tags.`mlflow.user` = 'root'"}
+        body = json.dumps(document).encode()
+
+        route = route_for("/api/2.0/mlflow/runs/search", "POST")
+        assert authorship.stamp("dave", route, body, document) == (body, document)
+
+    def test_it_refuses_deleting_a_runs_author(self):
+        with pytest.raises(BridgeError, match="records who created the run"):
+            stamp("/api/2.0/mlflow/runs/delete-tag", {"run_id": "r", "key": "mlflow.user"})
+
+
+STOCK_CLIENT_SCRIPT = """
+import mlflow
+mlflow.set_experiment("authorship")
+with mlflow.start_run(run_name="claims-root") as run:
+    mlflow.log_metric("loss", 0.5)
+    mlflow.set_tag("mlflow.user", "mallory")
+with mlflow.start_run(run_name="claims-mallory", tags={"mlflow.user": "mallory"}) as other:
+    pass
+print(run.info.run_id, other.info.run_id)
+"""
+
+
+class TestStockClient:
+    def test_it_signs_a_scripts_runs_with_the_gitlab_username_whatever_the_client_says(
+        self, gunicorn_server, cast
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update(
+            {
+                "MLFLOW_TRACKING_URI": gunicorn_server.tracking_uri(cast.project.path),
+                "MLFLOW_TRACKING_TOKEN": cast.dave.token,
+                # What getpass.getuser() reads first: the client would say "root".
+                "LOGNAME": "root",
+                "USER": "root",
+            }
+        )
+        done = subprocess.run([sys.executable, "-c", STOCK_CLIENT_SCRIPT], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+        api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
+        for run_id in done.stdout.strip().splitlines()[-1].split():
+            run = api.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})["run"]
+            tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+            assert tags["mlflow.user"] == "dave"
+            assert run["info"]["user_id"] == "dave"
+
+    def test_it_refuses_deleting_the_author_tag(self, gunicorn_server, cast, project_a):
+        api, seeded = project_a
+        response = api.post("runs/delete-tag", {"run_id": seeded["run_id"], "key": "mlflow.user"})
+
+        assert response.status_code == 400
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "who created the run" in response.json()["message"]
