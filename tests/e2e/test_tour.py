@@ -164,6 +164,9 @@ class Visitor:
             # ... and all of MLflow's page can be seen: it fits below the bar, or scrolls there.
             bottom = self.page.evaluate(SCROLLED_TO_THE_END)
             assert bottom <= height, f"{name} at {width}x{height} ends at {bottom}"
+            # ... and fills the window: no blank band below it (a drawer once shrank it).
+            filled = self.page.evaluate("document.body.getBoundingClientRect().bottom")
+            assert filled >= height - 1, f"{name} at {width}x{height} stops at {filled}"
         self.page.set_viewport_size({"width": 1400, "height": 900})
 
     def ui(self, tour, route: str = "") -> str:
