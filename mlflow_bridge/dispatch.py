@@ -4,7 +4,9 @@ The environ MLflow sees is built here and nowhere else (compare werkzeug's Proxy
 DispatcherMiddleware). Keys changed:
 
 - SCRIPT_NAME: `/mlflow/<project path>/tracking`, so MLflow's UI and redirects stay under it.
-- PATH_INFO: the rest of the path; QUERY_STRING: as rewritten (rewrite.py).
+- PATH_INFO: the rest of the path; QUERY_STRING: as rewritten (rewrite.py). Both paths are
+  handed over in WSGI's form (PEP 3333: the URL's bytes read as latin-1), not as the text
+  Django decoded: werkzeug decodes them again, and `日本.txt` or `é.txt` must stay themselves.
 - wsgi.input, CONTENT_LENGTH: a rewritten JSON body when there is one; otherwise the
   client's stream, unread, so artifact uploads stream through in constant memory (read
   through gunicorn's own reader when it is gunicorn's, see `_DirectInput`).
@@ -74,8 +76,8 @@ def mlflow_environ(
     }
     environ.update(
         {
-            "SCRIPT_NAME": script_name,
-            "PATH_INFO": path_info,
+            "SCRIPT_NAME": wsgi_path(script_name),
+            "PATH_INFO": wsgi_path(path_info),
             "QUERY_STRING": query_string,
             WORKSPACE_ENVIRON_KEY: workspace,
         }
@@ -87,6 +89,11 @@ def mlflow_environ(
     else:
         environ["wsgi.input"] = _DirectInput.around(environ["wsgi.input"])
     return environ
+
+
+def wsgi_path(path: str) -> str:
+    """A decoded URL path in WSGI's form: its UTF-8 bytes as latin-1 characters (PEP 3333)."""
+    return path.encode("utf-8").decode("latin-1")
 
 
 class _DirectInput:

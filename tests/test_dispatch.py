@@ -85,3 +85,20 @@ def test_it_passes_the_client_stream_through_when_the_body_was_not_read():
 )  # fmt: skip
 def test_it_splits_project_path_and_mlflow_route(location, expected):
     assert split_location(location) == expected
+
+
+@pytest.mark.parametrize(
+    ("decoded", "wsgi"),
+    [
+        pytest.param("/a/日本.txt", "/a/\xe6\x97\xa5\xe6\x9c\xac.txt", id="CJK"),
+        pytest.param("/a/é.txt", "/a/\xc3\xa9.txt", id="latin-1 letter as its two UTF-8 bytes"),
+        pytest.param("/a/plain.txt", "/a/plain.txt", id="ASCII unchanged"),
+    ],
+)
+def test_it_hands_paths_to_mlflow_in_wsgi_form(decoded, wsgi):
+    built = mlflow_environ(
+        dict(CLIENT_ENVIRON), script_name="/mlflow/ml/p/tracking", path_info=decoded,
+        query_string="", workspace="p-42", body=None,
+    )  # fmt: skip
+
+    assert built["PATH_INFO"] == wsgi
