@@ -10,6 +10,8 @@ DispatcherMiddleware). Keys changed:
 - wsgi.input, CONTENT_LENGTH: a rewritten JSON body when there is one; otherwise the
   client's stream, unread, so artifact uploads stream through in constant memory (read
   through gunicorn's own reader when it is gunicorn's, see `_DirectInput`).
+- Headers a route names ids in (routes.Route.headers, e.g. OTLP's HTTP_X_MLFLOW_EXPERIMENT_ID):
+  as rewritten and checked (experiment "0" is the project's Default).
 - HTTP_X_MLFLOW_WORKSPACE: always the project's workspace. The client's copy (any case, any
   count: WSGI folds them into this one key) is discarded, and the workspace is also bound
   in-process, so MLflow neither trusts nor looks up the header.
@@ -67,6 +69,7 @@ def mlflow_environ(
     query_string: str,
     workspace: str,
     body: bytes | None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
     """The environ for MLflow's app: see the module docstring for each key."""
     environ = {
@@ -79,6 +82,7 @@ def mlflow_environ(
             "SCRIPT_NAME": wsgi_path(script_name),
             "PATH_INFO": wsgi_path(path_info),
             "QUERY_STRING": query_string,
+            **(headers or {}),
             WORKSPACE_ENVIRON_KEY: workspace,
         }
     )

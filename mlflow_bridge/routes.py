@@ -8,7 +8,9 @@ no row, so an MLflow upgrade cannot open a hole silently.
 Columns: method, rule, action, and `names`: the request fields that name an experiment or a
 registered model, where the project-id suffix " (<id>)" is accepted and removed. Exceptions
 carry `feature` (what a refusal names), `required` (body fields MLflow assumes), `body=FILE`
-(an artifact streamed unread rather than a JSON body checked) or `tags_job` (CI provenance).
+(an artifact streamed unread rather than a JSON body checked) or `body=OTLP` (spans, read
+within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
+ids, checked and rewritten like body fields) or `tags_job` (CI provenance).
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ class BodyKind(enum.Enum):
     JSON = "json"
     # Streamed to MLflow unread, in constant memory: artifact files.
     FILE = "file"
+    # Read (at most MAX_JSON_BODY_SIZE) and handed on as it is: OTLP spans, in protobuf or
+    # JSON, which the endpoint itself parses and checks (otlp.py).
+    OTLP = "otlp"
 
 
-JSON, FILE = BodyKind
+JSON, FILE, OTLP = BodyKind
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,16 @@ class Route:
     body: BodyKind = JSON
     # A run a CI job creates here gets the job's provenance tags (rewrite.tag_job_run).
     tags_job: bool = False
+    # (WSGI environ key, request field): headers naming an object, checked like that field.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 NAME = ("name",)
 EXPERIMENT_NAME = ("experiment_name",)
+OTLP_HEADERS = (
+    ("HTTP_X_MLFLOW_EXPERIMENT_ID", "experiment_id"),
+    ("HTTP_X_MLFLOW_RUN_ID", "run_id"),
+)
 
 # fmt: off
 ROUTES: list[Route] = [
@@ -186,6 +197,8 @@ ROUTES: list[Route] = [
     Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
     Route("DELETE", "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
     Route("POST",   "/3.0/mlflow/traces/<trace_id>/assessments",           CREATE),
+    # OTLP ingestion: in `mlflow server` a FastAPI route, here registered on the Flask app.
+    Route("POST",   "/v1/traces",                                          CREATE, body=OTLP, headers=OTLP_HEADERS),
     Route("GET",    "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", READ),
     Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", UPDATE),
     Route("DELETE", "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", DELETE),

@@ -265,6 +265,7 @@ def forward(request: Request) -> HttpResponse:
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
     check_path_arguments(request, project.workspace)
+    headers = header_fields(request, rewriter)
     body = None
     if route.body is BodyKind.JSON:
         body, document = rewriter.json_body(read_json_body(request))
@@ -272,6 +273,8 @@ def forward(request: Request) -> HttpResponse:
         check_required(route, document)
         check_contents(document, project.workspace)
         body = tag_job_run(request.project_access, route, body, document)
+    elif route.body is BodyKind.OTLP:
+        body = read_json_body(request)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",
@@ -279,8 +282,18 @@ def forward(request: Request) -> HttpResponse:
         query_string=query_string,
         workspace=project.workspace,
         body=body,
+        headers=headers,
     )
     return dispatch.call_mlflow(environ, project.workspace)
+
+
+def header_fields(request: Request, rewriter: RequestRewriter) -> dict[str, str]:
+    """The route's id-carrying headers, rewritten and checked like body fields; keyed by their
+    WSGI environ key, as MLflow must see them."""
+    present = [(key, field) for key, field in request.route.headers if key in request.META]
+    fields = rewriter.fields({field: request.META[key] for key, field in present})
+    check_contents(fields, request.project_access.project.workspace)
+    return {key: fields[field] for key, field in present}
 
 
 def check_path_arguments(request: Request, workspace: str) -> None:

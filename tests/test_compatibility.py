@@ -6,6 +6,10 @@ Each test gets a fresh project of its own, where Cora is a Developer.
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -69,3 +73,184 @@ class TestArtifactNames:
 
         assert fresh.call("GET", f"{base}/é.txt").content == b"first"
         assert fresh.call("GET", f"{base}/ü.txt").content == b"second"
+
+
+TRACED = """
+import json, sys
+import mlflow
+
+experiment = sys.argv[1]
+if experiment:
+    mlflow.set_experiment(experiment)
+
+
+@mlflow.trace
+def shout(text):
+    return text.upper()
+
+
+shout(sys.argv[2])
+mlflow.flush_trace_async_logging()
+found = mlflow.search_traces(filter_string=f"trace.text LIKE '%{sys.argv[2]}%'",
+                             return_type="list")
+trace = mlflow.get_trace(found[0].info.trace_id) if found else None
+print(json.dumps({
+    "found": [t.info.trace_id for t in found],
+    "spans": [s.name for s in trace.data.spans] if trace else [],
+    "experiment_id": found[0].info.experiment_id if found else None,
+}))
+"""
+
+
+def run_client(api: Api, code: str, *args: str) -> dict:
+    """The stock mlflow client, in a process of its own, against the project's URI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+    env.update(MLFLOW_TRACKING_URI=api.uri,
+               MLFLOW_TRACKING_TOKEN=api.session.headers["Authorization"].split()[1])  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def experiment_named(api: Api, name: str) -> dict:
+    return api.ok("GET", "api/2.0/mlflow/experiments/get-by-name",
+                  params={"experiment_name": name})["experiment"]  # fmt: skip
+
+
+class TestTraces:
+    @pytest.mark.parametrize(
+        "experiment",
+        [pytest.param("", id="no experiment set"), pytest.param("traced", id="an experiment set")],
+    )
+    def test_it_finds_a_traced_call_by_its_span_text(self, fresh, experiment):
+        result = run_client(fresh, TRACED, experiment, "needle-in-a-span")
+
+        assert len(result["found"]) == 1
+        assert result["spans"] == ["shout"]
+        assert result["experiment_id"] == experiment_named(fresh, experiment or "Default")[
+            "experiment_id"]  # fmt: skip
+
+    def test_it_stores_spans_sent_over_otlp_in_the_tracking_store(self, fresh):
+        result = run_client(fresh, TRACED, "", "otlp-spans")
+
+        stored = fresh.ok("GET", "api/3.0/mlflow/traces/get",
+                          params={"trace_id": result["found"][0]})  # fmt: skip
+        assert [span["name"] for span in stored["trace"]["spans"]] == ["shout"]
+
+    def test_it_reads_experiment_0_in_a_trace_location_as_the_default_experiment(self, fresh):
+        trace = fresh.ok("POST", "api/3.0/mlflow/traces", json={"trace": {"trace_info": {
+            "trace_id": "tr-0123456789abcdef0123456789abcdef",
+            "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                               "mlflow_experiment": {"experiment_id": "0"}},
+            "request_time": "2026-01-01T00:00:00Z", "state": "OK"}}})  # fmt: skip
+
+        location = trace["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]
+        assert location["experiment_id"] == experiment_named(fresh, "Default")["experiment_id"]
+
+
+class TestDefaultExperiment:
+    def test_it_lists_default_in_a_fresh_project(self, fresh):
+        found = fresh.ok("POST", "api/2.0/mlflow/experiments/search", json={"max_results": 10})
+
+        assert [e["name"] for e in found["experiments"]] == ["Default"]
+
+    def test_it_lists_default_with_the_id_experiment_0_maps_to(self, fresh):
+        listed = fresh.ok("GET", "api/2.0/mlflow/experiments/search", params={"max_results": 10})
+        zero = fresh.ok("GET", "api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
+
+        assert [e["experiment_id"] for e in listed["experiments"]] == [
+            zero["experiment"]["experiment_id"]]  # fmt: skip
+
+
+def otlp_spans(trace_hex: str = "0123456789abcdef0123456789abcdef", name: str = "otlp") -> bytes:
+    """One finished root span, as an OTLP/HTTP protobuf export request."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    message = ExportTraceServiceRequest()
+    span = message.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id = bytes.fromhex(trace_hex), bytes.fromhex("0123456789abcdef")
+    span.name, span.start_time_unix_nano, span.end_time_unix_nano = name, 10**18, 10**18 + 1000
+    return message.SerializeToString()
+
+
+def export(api: Api, body: bytes, experiment_id: str | None = "0", **headers: str):
+    headers = {"Content-Type": "application/x-protobuf", **headers}
+    if experiment_id is not None:
+        headers["x-mlflow-experiment-id"] = experiment_id
+    return api.call("POST", "v1/traces", data=body, headers=headers)
+
+
+class TestOtlp:
+    def test_it_stores_raw_otlp_spans_in_the_default_experiment(self, fresh):
+        response = export(fresh, otlp_spans())
+
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "application/x-protobuf"
+        trace = fresh.ok("GET", "api/3.0/mlflow/traces/get",
+                         params={"trace_id": "tr-0123456789abcdef0123456789abcdef"})  # fmt: skip
+        assert [span["name"] for span in trace["trace"]["spans"]] == ["otlp"]
+        location = trace["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]
+        assert location["experiment_id"] == experiment_named(fresh, "Default")["experiment_id"]
+
+    def test_it_refuses_a_reader(self, fresh, gitlab):
+        reader = gitlab.add_user(f"reader-{next(_numbers)}")
+        fresh.project.direct[reader.id] = 20
+
+        response = export(Api(fresh.uri, reader.token), otlp_spans())
+
+        assert response.status_code == 403
+        assert response.json()["error_code"] == "PERMISSION_DENIED"
+
+    def test_it_answers_404_for_another_projects_experiment(self, fresh, project_b):
+        _, seeded_b = project_b
+
+        response = export(fresh, otlp_spans(), experiment_id=seeded_b["experiment_id"])
+
+        assert response.status_code == 404
+        assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+    def test_it_answers_404_for_another_projects_run(self, fresh, project_b):
+        _, seeded_b = project_b
+
+        response = export(fresh, otlp_spans(), **{"x-mlflow-run-id": seeded_b["run_id"]})
+
+        assert response.status_code == 404
+
+    def test_it_answers_404_for_spans_of_another_projects_trace(self, fresh, project_b):
+        api_b, _ = project_b
+        export(api_b, otlp_spans("ab" * 16, name="theirs"))
+
+        response = export(fresh, otlp_spans("ab" * 16, name="mine"))
+
+        assert response.status_code == 404
+        trace = api_b.ok("GET", "api/3.0/mlflow/traces/get", params={"trace_id": "tr-" + "ab" * 16})
+        assert [span["name"] for span in trace["trace"]["spans"]] == ["theirs"]
+
+    @pytest.mark.parametrize(
+        ("body", "experiment_id", "content_type"),
+        [
+            pytest.param(b"\xff\x00garbage", "0", "application/x-protobuf", id="not protobuf"),
+            pytest.param(b"", "0", "application/x-protobuf", id="no spans"),
+            pytest.param(b"{", "0", "application/json", id="broken OTLP JSON"),
+            pytest.param(otlp_spans(), None, "application/x-protobuf", id="no experiment header"),
+            pytest.param(otlp_spans(), "0", "text/plain", id="wrong content type"),
+        ],
+    )
+    def test_it_answers_bad_exports_with_a_json_400(self, fresh, body, experiment_id,
+                                                    content_type):  # fmt: skip
+        response = export(fresh, body, experiment_id, **{"Content-Type": content_type})
+
+        assert response.status_code == 400, response.text
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+    def test_it_accepts_gzip_and_refuses_a_decompression_bomb(self, fresh):
+        import gzip
+
+        packed = export(fresh, gzip.compress(otlp_spans("cd" * 16)), **{"Content-Encoding": "gzip"})
+        bomb = export(fresh, gzip.compress(b"\0" * 40_000_000), **{"Content-Encoding": "gzip"})
+
+        assert packed.status_code == 200, packed.text
+        assert bomb.status_code == 400
