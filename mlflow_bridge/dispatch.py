@@ -9,7 +9,8 @@ DispatcherMiddleware). Keys changed:
   Django decoded: werkzeug decodes them again, and `日本.txt` or `é.txt` must stay themselves.
 - wsgi.input, CONTENT_LENGTH: a rewritten JSON body when there is one; otherwise the
   client's stream, unread, so artifact uploads stream through in constant memory (read
-  through gunicorn's own reader when it is gunicorn's, see `_DirectInput`).
+  through gunicorn's own reader when it is gunicorn's, see `_DirectInput`). A stream whose
+  framing breaks while MLflow reads it is the client's error: 400, whatever MLflow answered.
 - Headers a route names ids in (routes.Route.headers, e.g. OTLP's HTTP_X_MLFLOW_EXPERIMENT_ID):
   as rewritten and checked (experiment "0" is the project's Default).
 - HTTP_X_MLFLOW_WORKSPACE: always the project's workspace. The client's copy (any case, any
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from django.http import JsonResponse, StreamingHttpResponse
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
+from mlflow_bridge.errors import BridgeError
 from mlflow_bridge.mlflow_app import flask_app
 
 DROPPED_ENVIRON_KEYS = frozenset(
@@ -100,36 +102,56 @@ def wsgi_path(path: str) -> str:
     return path.encode("utf-8").decode("latin-1")
 
 
-class _DirectInput:
-    """An unread gunicorn request body, read through its length- or chunk-aware reader.
+def unreadable_body(exc: OSError) -> BridgeError:
+    """A body whose framing is broken (gunicorn: bad chunk size, missing CRLF, cut short)."""
+    return BridgeError(
+        "MALFORMED_REQUEST",
+        f"The request body could not be read ({type(exc).__name__}): check its "
+        "Content-Length or chunked framing.",
+    )
 
-    gunicorn's `Body.read(n)` rebuilds its buffer 1 KiB at a time: streaming a 200 MB artifact
-    spent most of a worker's time there (bench/RESULTS.md). Its `reader` gives the same bytes,
+
+class _DirectInput:
+    """The unread client body MLflow streams from, remembering whether reading it failed.
+
+    A gunicorn body is read through its length- or chunk-aware reader: gunicorn's
+    `Body.read(n)` rebuilds its buffer 1 KiB at a time, and streaming a 200 MB artifact spent
+    most of a worker's time there (bench/RESULTS.md). Its `reader` gives the same bytes,
     honouring Content-Length and chunked encoding, in the socket's own chunk sizes.
     """
 
-    def __init__(self, body, reader):
+    def __init__(self, body, reader=None):
         self._body = body
         self._reader = reader
+        self.failure: OSError | None = None
 
     @classmethod
     def around(cls, stream):
         reader = getattr(stream, "reader", None)
         buffer = getattr(stream, "buf", None)
         if reader is None or buffer is None or buffer.tell():
-            return stream  # Not gunicorn's Body, or already partly read: keep it as it is.
+            return cls(stream)  # Not gunicorn's Body, or already partly read: read it as it is.
         return cls(stream, reader)
 
+    def _failing(self, read, *args):
+        try:
+            return read(*args)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
     def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0 or self._body.buf.tell():
-            return self._body.read(size)  # Whole body, or after a readline left bytes buffered.
-        return self._reader.read(size)
+        if self._reader is None or size is None or size < 0 or self._body.buf.tell():
+            # Whole body, or after a readline left bytes buffered.
+            return self._failing(self._body.read, size)
+        return self._failing(self._reader.read, size)
 
     def readline(self, size: int | None = None) -> bytes:
-        return self._body.readline(size)
+        return self._failing(self._body.readline, size)
 
     def __iter__(self):
-        return iter(self._body)
+        while line := self.readline():
+            yield line
 
 
 class _InWorkspace:
@@ -177,6 +199,11 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonRe
 
     with ServerWorkspaceContext(workspace):
         body = flask_app().wsgi_app(environ, start_response)
+    if failure := getattr(environ["wsgi.input"], "failure", None):
+        # MLflow failed reading the client's stream: the client's error, and nothing stored
+        # (MLflow stores an upload only once it has read all of it).
+        _close(body)
+        raise unreadable_body(failure)
     code, _, reason = started["status"].partition(" ")
     if int(code) == 500 and not _is_json(started["headers"]):
         # An exception MLflow did not handle: Flask's HTML page helps no client. Flask has

@@ -103,14 +103,22 @@ def read_json_body(request: HttpRequest) -> bytes:
             raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
         if int(length) > limit:
             raise too_large(limit)
-        return request.read()
+        return _read(request.read)
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Django sees no length and would read nothing; gunicorn de-chunks the raw stream.
-        body = request.META["wsgi.input"].read(limit + 1)
+        body = _read(request.META["wsgi.input"].read, limit + 1)
         if len(body) > limit:
             raise too_large(limit)
         return body
     return b""
+
+
+def _read(read, *size: int) -> bytes:
+    """The body, or a 400 when its framing is broken (gunicorn raises an IOError then)."""
+    try:
+        return read(*size)
+    except OSError as exc:
+        raise dispatch.unreadable_body(exc)
 
 
 def query_fields(query_string: str) -> dict[str, str | list[str]]:

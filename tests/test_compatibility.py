@@ -254,3 +254,94 @@ class TestOtlp:
 
         assert packed.status_code == 200, packed.text
         assert bomb.status_code == 400
+
+
+def raw_exchange(url: str, request: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes exactly as written and read the answer: status, headers, body."""
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # nothing more comes: a cut body is cut for good
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read()
+
+
+def token_of(api: Api) -> str:
+    return api.session.headers["Authorization"].split()[1]
+
+
+class TestLongUrls:
+    def test_it_charts_100_runs_in_one_request(self, fresh):
+        experiment_id, _ = new_run(fresh)
+        run_ids = [fresh.ok("POST", "api/2.0/mlflow/runs/create",
+                            json={"experiment_id": experiment_id})["run"]["info"]["run_id"]
+                   for _ in range(100)]  # fmt: skip
+        metric = {"run_id": run_ids[-1], "key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
+        fresh.ok("POST", "api/2.0/mlflow/runs/log-metric", json=metric)
+
+        response = fresh.call("GET", "ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+                              params={"run_ids": run_ids, "metric_key": "loss",
+                                      "max_results": 320})  # fmt: skip
+
+        assert len(response.request.url) > 4094
+        assert response.status_code == 200, response.text[:300]
+        assert [m["run_id"] for m in response.json()["metrics"]] == [run_ids[-1]]
+
+    def test_it_refuses_a_longer_request_line_in_mlflows_json_shape(self, fresh):
+        path = "/mlflow/" + fresh.project.path + "/tracking/api/2.0/mlflow/runs/get?run_id="
+        request = f"GET {path}{'a' * 9000} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+        status, headers, body = raw_exchange(fresh.uri, request)
+
+        assert status == 414
+        assert headers["Content-Type"] == "application/json"
+        assert json.loads(body)["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+    def test_it_answers_a_malformed_request_in_mlflows_json_shape(self, fresh):
+        status, headers, body = raw_exchange(fresh.uri, b"GET /x HTTP/9.9\r\n\r\n")
+
+        assert status == 400
+        assert json.loads(body)["error_code"] == "MALFORMED_REQUEST"
+
+
+def chunked_request(api: Api, method: str, path: str, framing: bytes) -> bytes:
+    target = "/mlflow/" + api.project.path + "/tracking/" + path
+    head = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token_of(api)}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")  # fmt: skip
+    return head.encode() + framing
+
+
+BROKEN_FRAMINGS = [
+    pytest.param(b"zz\r\n{}\r\n0\r\n\r\n", id="chunk size not hex"),
+    pytest.param(b"2\r\n{}XX0\r\n\r\n", id="chunk without its CRLF"),
+    pytest.param(b"ffff\r\n{}", id="body ends inside a chunk"),
+]
+
+
+class TestChunkedFraming:
+    @pytest.mark.parametrize("framing", BROKEN_FRAMINGS)
+    def test_it_answers_a_malformed_chunked_json_body_with_a_400(self, fresh, framing):
+        status, _, body = raw_exchange(fresh.uri, chunked_request(
+            fresh, "POST", "api/2.0/mlflow/experiments/create", framing))  # fmt: skip
+
+        assert status == 400, body[:300]
+        assert json.loads(body)["error_code"] == "MALFORMED_REQUEST"
+
+    @pytest.mark.parametrize("framing", BROKEN_FRAMINGS)
+    def test_it_answers_a_malformed_chunked_upload_with_a_400_and_stores_nothing(
+        self, fresh, framing
+    ):
+        experiment_id, run_id = new_run(fresh)
+        path = f"api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/f.txt"
+
+        status, _, body = raw_exchange(fresh.uri, chunked_request(fresh, "PUT", path, framing))
+
+        assert status == 400, body[:300]
+        assert json.loads(body)["error_code"] == "MALFORMED_REQUEST"
+        assert fresh.call("GET", path).status_code == 404

@@ -62,10 +62,29 @@ def test_it_drops_credentials_forwarding_and_hop_by_hop_headers(key):
 
 
 def test_it_passes_the_client_stream_through_when_the_body_was_not_read():
-    passed = environ(body=None)
+    client_environ = {**CLIENT_ENVIRON, "wsgi.input": io.BytesIO(b"client stream")}
 
-    assert passed["wsgi.input"] is CLIENT_ENVIRON["wsgi.input"]
+    passed = mlflow_environ(client_environ, script_name="/s", path_info="/p", query_string="",
+                            workspace="p-42", body=None)  # fmt: skip
+
+    assert passed["wsgi.input"].read() == b"client stream"
     assert passed["CONTENT_LENGTH"] == "99"
+
+
+class BrokenStream(io.BytesIO):
+    def read(self, size=-1):
+        raise OSError("Invalid chunk size")
+
+
+def test_it_remembers_that_the_client_stream_broke_while_mlflow_read_it():
+    client_environ = {**CLIENT_ENVIRON, "wsgi.input": BrokenStream()}
+    passed = mlflow_environ(client_environ, script_name="/s", path_info="/p", query_string="",
+                            workspace="p-42", body=None)  # fmt: skip
+
+    with pytest.raises(OSError):
+        passed["wsgi.input"].read(10)
+
+    assert isinstance(passed["wsgi.input"].failure, OSError)
 
 
 @pytest.mark.parametrize(
