@@ -25,7 +25,10 @@ is read from the client.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import logging
 from collections.abc import Iterable, Iterator
 
 from django.http import JsonResponse, StreamingHttpResponse
@@ -61,6 +64,7 @@ HOP_BY_HOP_RESPONSE_HEADERS = frozenset(
     }
 )
 WORKSPACE_ENVIRON_KEY = "HTTP_X_MLFLOW_WORKSPACE"
+logger = logging.getLogger(__name__)
 
 
 def mlflow_environ(
@@ -188,6 +192,23 @@ def _close(body: Iterable[bytes]) -> None:
         close()
 
 
+def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes]) -> JsonResponse:
+    """MLflow's 5xx without its message, which may quote SQL or a storage path (the log keeps
+    it). Flask's HTML page for an exception MLflow did not handle becomes JSON, too; Flask has
+    logged the traceback. 501 (a feature this store lacks) keeps its message."""
+    try:
+        text = b"".join(body).decode("utf-8", "replace") if _is_json(headers) else ""
+    finally:
+        _close(body)
+    error_code = "INTERNAL_ERROR"
+    if text:
+        logger.warning("MLflow answered %s: %s", status, text[:2000])
+        with contextlib.suppress(ValueError, AttributeError):
+            error_code = str(json.loads(text).get("error_code") or error_code)
+    message = "MLflow failed on this request; the details are in the service's log."
+    return JsonResponse({"error_code": error_code, "message": message}, status=status)
+
+
 def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonResponse:
     """Run MLflow's WSGI app for one request and stream its response back through Django."""
     started: dict = {}
@@ -205,14 +226,8 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonRe
         _close(body)
         raise unreadable_body(failure)
     code, _, reason = started["status"].partition(" ")
-    if int(code) == 500 and not _is_json(started["headers"]):
-        # An exception MLflow did not handle: Flask's HTML page helps no client. Flask has
-        # already logged the traceback.
-        _close(body)
-        return JsonResponse(
-            {"error_code": "INTERNAL_ERROR", "message": "MLflow failed on this request."},
-            status=500,
-        )
+    if int(code) >= 500 and int(code) != 501:
+        return _failure(int(code), started["headers"], body)
     response = StreamingHttpResponse(_InWorkspace(body, workspace), status=int(code), reason=reason)
     del response["Content-Type"]
     for name, value in started["headers"]:

@@ -1,4 +1,5 @@
-"""MLflow's request messages (protobuf), to refuse a body MLflow would only half-read.
+"""MLflow's request messages (protobuf, and GraphQL's), to refuse a body MLflow would only
+half-read or fail on.
 
 When MLflow cannot parse a body into its request message, it checks the top-level fields
 only and goes on with what it parsed: a log-batch whose second metric has a text value
@@ -44,3 +45,20 @@ def check_parses(method: str, rule: str, document: dict) -> None:
         parse_dict(document, message_class())
     except ParseError as exc:
         raise BridgeError("INVALID_PARAMETER_VALUE", f"Invalid request body: {exc}")
+
+
+def check_graphql(document: dict) -> None:
+    """Refuse a GraphQL request MLflow's handler would fail on with a 500: a query that does
+    not parse, variables that are not an object, an operation name that is not a string."""
+    from graphql import GraphQLError, parse
+
+    if not isinstance(document.get("variables"), dict | None):
+        raise BridgeError("INVALID_PARAMETER_VALUE", "GraphQL 'variables' must be an object.")
+    if not isinstance(document.get("operationName"), str | None):
+        raise BridgeError("INVALID_PARAMETER_VALUE", "GraphQL 'operationName' must be a string.")
+    try:
+        parse(document["query"])
+    except GraphQLError as exc:
+        raise BridgeError("INVALID_PARAMETER_VALUE", f"Invalid GraphQL query: {exc.message}")
+    except RecursionError:
+        raise BridgeError("INVALID_PARAMETER_VALUE", "The GraphQL query nests too deeply.")

@@ -48,9 +48,12 @@ class BodyKind(enum.Enum):
     # Read (at most MAX_JSON_BODY_SIZE) and handed on as it is: OTLP spans, in protobuf or
     # JSON, which the endpoint itself parses and checks (otlp.py).
     OTLP = "otlp"
+    # JSON, checked as above, holding a GraphQL request: a query that parses, variables an
+    # object (MLflow's handler fails with a 500 on anything else).
+    GRAPHQL = "graphql"
 
 
-JSON, FILE, OTLP = BodyKind
+JSON, FILE, OTLP, GRAPHQL = BodyKind
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ ROUTES: list[Route] = [
     # GraphQL only reads (its "mutations" are searches), scoped to the workspace. MLflow's
     # GraphQL handler reads a JSON body, so GET always failed there with a 500.
     Route("GET",    "/graphql",                                            REFUSED, feature="GraphQL over GET (send a POST)"),
-    Route("POST",   "/graphql",                                            READ, required=("query",)),
+    Route("POST",   "/graphql",                                            READ, required=("query",), body=GRAPHQL),
     # --- Experiments ---------------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/experiments/create",                      CREATE, NAME),
     Route("POST",   "/2.0/mlflow/experiments/delete",                      DELETE),

@@ -275,10 +275,12 @@ def forward(request: Request) -> HttpResponse:
     check_path_arguments(request, project.workspace)
     headers = header_fields(request, rewriter)
     body = None
-    if route.body is BodyKind.JSON:
+    if route.body in (BodyKind.JSON, BodyKind.GRAPHQL):
         body, document = rewriter.json_body(read_json_body(request))
         messages.check_parses(request.method, request.rule.rule, document)
         check_required(route, document)
+        if route.body is BodyKind.GRAPHQL:
+            messages.check_graphql(document)
         check_contents(document, project.workspace)
         body = tag_job_run(request.project_access, route, body, document)
     elif route.body is BodyKind.OTLP:

@@ -345,3 +345,95 @@ class TestChunkedFraming:
         assert status == 400, body[:300]
         assert json.loads(body)["error_code"] == "MALFORMED_REQUEST"
         assert fresh.call("GET", path).status_code == 404
+
+
+def assert_mlflow_4xx(response, statuses=(400, 404)) -> None:
+    assert response.status_code in statuses, (response.status_code, response.text[:300])
+    body = response.json()
+    assert body["error_code"] and body["message"]
+    for leak in ("SELECT", "sqlite", "postgresql", "Traceback", "/data/", "artifacts/workspaces"):
+        assert leak not in body["message"], body["message"][:300]
+
+
+class TestBadInput:
+    def test_it_refuses_json_nested_5000_deep(self, fresh):
+        body = b'{"name": "deep", "tags": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+        response = fresh.call("POST", "api/2.0/mlflow/experiments/create", data=body,
+                              headers={"Content-Type": "application/json"})  # fmt: skip
+
+        assert_mlflow_4xx(response, (400,))
+        assert [e["name"] for e in fresh.ok("GET", "api/2.0/mlflow/experiments/search",
+                params={"max_results": 10})["experiments"]] == ["Default"]  # fmt: skip
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param({"query": "{"}, id="query that does not parse"),
+            pytest.param({"query": "query { test { output } }", "variables": [1]},
+                         id="variables a list"),
+            pytest.param({"query": "query { test { output } }", "variables": "x"},
+                         id="variables a string"),
+            pytest.param({"query": 42}, id="query not a string"),
+            pytest.param({"query": "query Q($id: String!) { mlflowGetRun(input: {runId: $id})"
+                          " { run { info { runId } } } }", "variables": {"id": 5}},
+                         id="variable of the wrong type"),
+        ],
+    )  # fmt: skip
+    def test_it_answers_bad_graphql_with_a_4xx(self, fresh, body):
+        response = fresh.call("POST", "graphql", json=body)
+
+        assert response.status_code < 500, response.text[:300]
+        if response.status_code != 200:
+            assert_mlflow_4xx(response)
+
+    def test_it_refuses_a_search_over_400000_experiment_ids_without_sql(self, fresh):
+        experiment_id, _ = new_run(fresh)
+        ids = [experiment_id] * 400_000
+
+        response = fresh.call("POST", "api/2.0/mlflow/runs/search",
+                              json={"experiment_ids": ids})  # fmt: skip
+
+        assert_mlflow_4xx(response)
+
+    def test_it_answers_a_deleted_datasets_records_with_a_404(self, fresh):
+        dataset = fresh.ok("POST", "api/3.0/mlflow/datasets/create",
+                           json={"name": "gone"})["dataset"]["dataset_id"]  # fmt: skip
+        fresh.ok("GET", f"api/3.0/mlflow/datasets/{dataset}/records")
+        fresh.ok("DELETE", f"api/3.0/mlflow/datasets/{dataset}")
+
+        answers = [
+            fresh.call("GET", f"api/3.0/mlflow/datasets/{dataset}/records"),
+            fresh.call("GET", f"api/3.0/mlflow/datasets/{dataset}"),
+            fresh.call("POST", f"api/3.0/mlflow/datasets/{dataset}/records",
+                       json={"records": json.dumps([{"inputs": {"q": "x"}}])}),
+            fresh.call("GET", f"api/3.0/mlflow/datasets/{dataset}/experiment-ids"),
+        ]  # fmt: skip
+
+        for response in answers:
+            assert_mlflow_4xx(response, (404,))
+
+    def test_it_serves_a_model_version_whose_source_is_another_version(self, fresh):
+        experiment_id, run_id = new_run(fresh)
+        fresh.ok("PUT", f"api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/"
+                 "model/MLmodel", data=b"flavors: {}\n")  # fmt: skip
+        fresh.ok("POST", "api/2.0/mlflow/registered-models/create", json={"name": "m"})
+        fresh.ok(
+            "POST",
+            "api/2.0/mlflow/model-versions/create",
+            json={"name": "m", "source": f"runs:/{run_id}/model", "run_id": run_id},
+        )
+        fresh.ok(
+            "POST",
+            "api/2.0/mlflow/model-versions/create",
+            json={"name": "m", "source": "models:/m/1"},
+        )
+
+        response = fresh.call("GET", "model-versions/get-artifact",
+                              params={"name": "m", "version": "2", "path": "MLmodel"})  # fmt: skip
+
+        assert response.status_code < 500, response.text[:300]
+        if response.status_code == 200:
+            assert response.content == b"flavors: {}\n"
+        else:
+            assert_mlflow_4xx(response)

@@ -1,6 +1,7 @@
 """The environ MLflow sees, and how a URL is split into project path and MLflow route."""
 
 import io
+import json
 
 import pytest
 
@@ -121,3 +122,18 @@ def test_it_hands_paths_to_mlflow_in_wsgi_form(decoded, wsgi):
     )  # fmt: skip
 
     assert built["PATH_INFO"] == wsgi
+
+
+def test_it_keeps_sql_and_store_paths_of_mlflows_failures_from_the_client(caplog):
+    from mlflow_bridge.dispatch import _failure
+
+    leaked = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(sqlite3.OperationalError) '
+    leaked += b'too many SQL variables [SQL: SELECT ...] sqlite:////data/mlflow.sqlite3"}'
+
+    answer = _failure(503, [("Content-Type", "application/json")], [leaked])
+
+    body = json.loads(answer.content)
+    assert answer.status_code == 503
+    assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert "SQL" not in body["message"] and "sqlite" not in body["message"]
+    assert "too many SQL variables" in caplog.text
