@@ -10,7 +10,8 @@ registered model, where the project-id suffix " (<id>)" is accepted and removed.
 carry `feature` (what a refusal names), `required` (body fields MLflow assumes), `body=FILE`
 (an artifact streamed unread rather than a JSON body checked) or `body=OTLP` (spans, read
 within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
-ids, checked and rewritten like body fields) or `tags_job` (CI provenance).
+ids, checked and rewritten like body fields), `follows_source` (a model version read where
+its models:/ source chain ends) or `tags_job` (CI provenance).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Route:
     tags_job: bool = False
     # (WSGI environ key, request field): headers naming an object, checked like that field.
     headers: tuple[tuple[str, str], ...] = ()
+    # The version named is read at the end of its models:/<name>/<version> source chain
+    # (registry.follow_source): MLflow's server cannot follow one.
+    follows_source: bool = False
 
 
 NAME = ("name",)
@@ -139,7 +143,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE, body=FILE),
     Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ, body=FILE),
     Route("GET",    "/get-artifact",                                       READ),
-    Route("GET",    "/model-versions/get-artifact",                        READ),
+    Route("GET",    "/model-versions/get-artifact",                        READ, follows_source=True),
     Route("GET",    "/2.0/mlflow/get-trace-artifact",                      READ),
     Route("GET",    "/3.0/mlflow/get-trace-artifact",                      READ),
     # --- Logged models (MLflow 3) --------------------------------------------------------------

@@ -26,6 +26,7 @@ from mlflow_bridge import (
     messages,
     mlflow_app,
     ownership,
+    registry,
     storage,
     throttling,
     workspaces,
@@ -272,6 +273,9 @@ def forward(request: Request) -> HttpResponse:
     )
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
+    path_info = request.rest
+    if route.follows_source:
+        path_info, query_string = followed_source(request, query_string)
     check_path_arguments(request, project.workspace)
     headers = header_fields(request, rewriter)
     body = None
@@ -288,13 +292,24 @@ def forward(request: Request) -> HttpResponse:
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",
-        path_info=request.rest,
+        path_info=path_info,
         query_string=query_string,
         workspace=project.workspace,
         body=body,
         headers=headers,
     )
     return dispatch.call_mlflow(environ, project.workspace)
+
+
+def followed_source(request: Request, query_string: str) -> tuple[str, str]:
+    """A model version's artifact, read where its source chain ends (registry.py); what the
+    request then names is checked again."""
+    workspace = request.project_access.project.workspace
+    path_info, fields = registry.follow_source(request.rest, query_string, workspace)
+    if fields is None:
+        return path_info, query_string
+    check_contents(fields, workspace)
+    return path_info, registry.encoded(fields)
 
 
 def header_fields(request: Request, rewriter: RequestRewriter) -> dict[str, str]:

@@ -413,27 +413,56 @@ class TestBadInput:
         for response in answers:
             assert_mlflow_4xx(response, (404,))
 
-    def test_it_serves_a_model_version_whose_source_is_another_version(self, fresh):
+
+class TestModelVersionArtifacts:
+    """The UI's model page reads a version's files with model-versions/get-artifact, which a
+    bare server answers with a 500 for runs:/ and models:/ sources."""
+
+    @pytest.fixture
+    def versions(self, fresh) -> Api:
         experiment_id, run_id = new_run(fresh)
         fresh.ok("PUT", f"api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/"
                  "model/MLmodel", data=b"flavors: {}\n")  # fmt: skip
         fresh.ok("POST", "api/2.0/mlflow/registered-models/create", json={"name": "m"})
-        fresh.ok(
-            "POST",
-            "api/2.0/mlflow/model-versions/create",
-            json={"name": "m", "source": f"runs:/{run_id}/model", "run_id": run_id},
-        )
-        fresh.ok(
-            "POST",
-            "api/2.0/mlflow/model-versions/create",
-            json={"name": "m", "source": "models:/m/1"},
+        for source in (f"runs:/{run_id}/model", "models:/m/1", "models:/m@champion"):
+            run = {"run_id": run_id} if source.startswith("runs:") else {}
+            fresh.ok("POST", "api/2.0/mlflow/model-versions/create",
+                     json={"name": "m", "source": source, **run})  # fmt: skip
+            if run:
+                fresh.ok("POST", "api/2.0/mlflow/registered-models/alias",
+                         json={"name": "m", "alias": "champion", "version": "1"})  # fmt: skip
+        return fresh
+
+    @pytest.mark.parametrize(
+        "version",
+        [
+            pytest.param("1", id="runs:/ source"),
+            pytest.param("2", id="models:/name/version source"),
+            pytest.param("3", id="models:/name@alias source"),
+        ],
+    )
+    def test_it_serves_a_version_whose_source_is_a_run_or_another_version(self, versions,
+                                                                          version):  # fmt: skip
+        response = versions.call(
+            "GET",
+            "model-versions/get-artifact",
+            params={"name": "m", "version": version, "path": "MLmodel"},
         )
 
-        response = fresh.call("GET", "model-versions/get-artifact",
-                              params={"name": "m", "version": "2", "path": "MLmodel"})  # fmt: skip
+        assert response.status_code == 200, response.text[:300]
+        assert response.content == b"flavors: {}\n"
 
-        assert response.status_code < 500, response.text[:300]
-        if response.status_code == 200:
-            assert response.content == b"flavors: {}\n"
-        else:
-            assert_mlflow_4xx(response)
+    def test_it_answers_a_missing_version_or_file_with_a_json_404(self, versions):
+        missing_version = versions.call(
+            "GET",
+            "model-versions/get-artifact",
+            params={"name": "m", "version": "9", "path": "MLmodel"},
+        )
+        missing_file = versions.call(
+            "GET",
+            "model-versions/get-artifact",
+            params={"name": "m", "version": "2", "path": "nope"},
+        )
+
+        assert_mlflow_4xx(missing_version, (404,))
+        assert_mlflow_4xx(missing_file, (404,))
