@@ -466,3 +466,40 @@ class TestModelVersionArtifacts:
 
         assert_mlflow_4xx(missing_version, (404,))
         assert_mlflow_4xx(missing_file, (404,))
+
+
+class TestMlflowsOwnMessages:
+    """Where a bare server refuses a body itself, the service answers exactly as it does
+    (messages recorded from `mlflow server` 3.17.2)."""
+
+    @pytest.mark.parametrize(
+        ("path", "body", "message"),
+        [
+            pytest.param("experiments/create", {"name": 123},
+                         "Invalid value 123 for parameter 'name' supplied:  Hint: Value was of "
+                         "type 'int'.", id="name a number"),
+            pytest.param("experiments/create", {"name": "ok", "tags": "x"},
+                         "Invalid value \"x\" for parameter 'tags' supplied:  Hint: Value was of "
+                         "type 'str'.", id="tags a string"),
+            pytest.param("runs/log-metric", {"key": "k", "value": "abc", "timestamp": 1},
+                         "Invalid value \"abc\" for parameter 'value' supplied:  Hint: Value "
+                         "was of type 'str'.", id="metric value a string"),
+            pytest.param("runs/set-tag", {"key": {"a": 1}, "value": "v"},
+                         "Invalid value {\"a\":1} for parameter 'key' supplied:  Hint: Value "
+                         "was of type 'dict'.", id="tag key an object"),
+            pytest.param("registered-models/create", {"name": ["a"]},
+                         "Invalid value [\"a\"] for parameter 'name' supplied:  Hint: Value was "
+                         "of type 'list'.", id="model name a list"),
+        ],
+    )  # fmt: skip
+    def test_it_keeps_mlflows_status_code_and_message(self, fresh, path, body, message):
+        if "key" in body:
+            body = {"run_id": new_run(fresh)[1], **body}
+
+        response = fresh.post(path, body)
+
+        assert response.status_code == 400
+        assert response.json() == {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": message + " See the API docs for more information about request parameters.",
+        }
