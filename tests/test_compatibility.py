@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -140,7 +141,7 @@ class TestTraces:
 
     def test_it_reads_experiment_0_in_a_trace_location_as_the_default_experiment(self, fresh):
         trace = fresh.ok("POST", "api/3.0/mlflow/traces", json={"trace": {"trace_info": {
-            "trace_id": "tr-0123456789abcdef0123456789abcdef",
+            "trace_id": f"tr-{uuid.uuid4().hex}",
             "trace_location": {"type": "MLFLOW_EXPERIMENT",
                                "mlflow_experiment": {"experiment_id": "0"}},
             "request_time": "2026-01-01T00:00:00Z", "state": "OK"}}})  # fmt: skip
@@ -163,15 +164,17 @@ class TestDefaultExperiment:
             zero["experiment"]["experiment_id"]]  # fmt: skip
 
 
-def otlp_spans(trace_hex: str = "0123456789abcdef0123456789abcdef", name: str = "otlp") -> bytes:
-    """One finished root span, as an OTLP/HTTP protobuf export request."""
+def otlp_spans(trace_hex: str | None = None, name: str = "otlp") -> bytes:
+    """One finished root span (of a new trace unless named), as an OTLP/HTTP protobuf export
+    request."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
 
     message = ExportTraceServiceRequest()
     span = message.resource_spans.add().scope_spans.add().spans.add()
-    span.trace_id, span.span_id = bytes.fromhex(trace_hex), bytes.fromhex("0123456789abcdef")
+    span.trace_id = bytes.fromhex(trace_hex or uuid.uuid4().hex)
+    span.span_id = bytes.fromhex("0123456789abcdef")
     span.name, span.start_time_unix_nano, span.end_time_unix_nano = name, 10**18, 10**18 + 1000
     return message.SerializeToString()
 
@@ -185,12 +188,13 @@ def export(api: Api, body: bytes, experiment_id: str | None = "0", **headers: st
 
 class TestOtlp:
     def test_it_stores_raw_otlp_spans_in_the_default_experiment(self, fresh):
-        response = export(fresh, otlp_spans())
+        trace_hex = uuid.uuid4().hex
+
+        response = export(fresh, otlp_spans(trace_hex))
 
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"] == "application/x-protobuf"
-        trace = fresh.ok("GET", "api/3.0/mlflow/traces/get",
-                         params={"trace_id": "tr-0123456789abcdef0123456789abcdef"})  # fmt: skip
+        trace = fresh.ok("GET", "api/3.0/mlflow/traces/get", params={"trace_id": f"tr-{trace_hex}"})
         assert [span["name"] for span in trace["trace"]["spans"]] == ["otlp"]
         location = trace["trace"]["trace_info"]["trace_location"]["mlflow_experiment"]
         assert location["experiment_id"] == experiment_named(fresh, "Default")["experiment_id"]
@@ -221,12 +225,13 @@ class TestOtlp:
 
     def test_it_answers_404_for_spans_of_another_projects_trace(self, fresh, project_b):
         api_b, _ = project_b
-        export(api_b, otlp_spans("ab" * 16, name="theirs"))
+        theirs = uuid.uuid4().hex
+        export(api_b, otlp_spans(theirs, name="theirs"))
 
-        response = export(fresh, otlp_spans("ab" * 16, name="mine"))
+        response = export(fresh, otlp_spans(theirs, name="mine"))
 
         assert response.status_code == 404
-        trace = api_b.ok("GET", "api/3.0/mlflow/traces/get", params={"trace_id": "tr-" + "ab" * 16})
+        trace = api_b.ok("GET", "api/3.0/mlflow/traces/get", params={"trace_id": f"tr-{theirs}"})
         assert [span["name"] for span in trace["trace"]["spans"]] == ["theirs"]
 
     @pytest.mark.parametrize(
@@ -249,7 +254,7 @@ class TestOtlp:
     def test_it_accepts_gzip_and_refuses_a_decompression_bomb(self, fresh):
         import gzip
 
-        packed = export(fresh, gzip.compress(otlp_spans("cd" * 16)), **{"Content-Encoding": "gzip"})
+        packed = export(fresh, gzip.compress(otlp_spans()), **{"Content-Encoding": "gzip"})
         bomb = export(fresh, gzip.compress(b"\0" * 40_000_000), **{"Content-Encoding": "gzip"})
 
         assert packed.status_code == 200, packed.text
