@@ -32,6 +32,7 @@ import logging
 from collections.abc import Iterable, Iterator
 
 from django.http import JsonResponse, StreamingHttpResponse
+from gunicorn.http.errors import ParseException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
 from mlflow_bridge.errors import BridgeError
@@ -106,7 +107,12 @@ def wsgi_path(path: str) -> str:
     return path.encode("utf-8").decode("latin-1")
 
 
-def unreadable_body(exc: OSError) -> BridgeError:
+# What gunicorn raises when a body's framing is broken: bad chunk sizes, missing CRLFs, a body
+# cut short (IOErrors), and malformed trailers (its ParseException).
+BODY_READ_ERRORS = (OSError, ParseException)
+
+
+def unreadable_body(exc: Exception) -> BridgeError:
     """A body whose framing is broken (gunicorn: bad chunk size, missing CRLF, cut short)."""
     return BridgeError(
         "MALFORMED_REQUEST",
@@ -127,7 +133,7 @@ class _DirectInput:
     def __init__(self, body, reader=None):
         self._body = body
         self._reader = reader
-        self.failure: OSError | None = None
+        self.failure: Exception | None = None
 
     @classmethod
     def around(cls, stream):
@@ -140,7 +146,7 @@ class _DirectInput:
     def _failing(self, read, *args):
         try:
             return read(*args)
-        except OSError as exc:
+        except BODY_READ_ERRORS as exc:
             self.failure = exc
             raise
 

@@ -115,10 +115,10 @@ def read_json_body(request: HttpRequest) -> bytes:
 
 
 def _read(read, *size: int) -> bytes:
-    """The body, or a 400 when its framing is broken (gunicorn raises an IOError then)."""
+    """The body, or a 400 when its framing is broken."""
     try:
         return read(*size)
-    except OSError as exc:
+    except dispatch.BODY_READ_ERRORS as exc:
         raise dispatch.unreadable_body(exc)
 
 
