@@ -139,6 +139,17 @@ class TestTraces:
                           params={"trace_id": result["found"][0]})  # fmt: skip
         assert [span["name"] for span in stored["trace"]["spans"]] == ["shout"]
 
+    def test_it_shows_the_trace_as_the_uis_trace_view_reads_it(self, fresh):
+        trace_id = run_client(fresh, TRACED, "", "in-the-ui")["found"][0]
+
+        # The UI's trace view: the trace with its spans, then the spans as an artifact.
+        view = fresh.ok("GET", "ajax-api/3.0/mlflow/traces/get", params={"trace_id": trace_id})
+        artifact = fresh.ok("GET", "ajax-api/3.0/mlflow/get-trace-artifact",
+                            params={"request_id": trace_id})  # fmt: skip
+
+        assert [span["name"] for span in view["trace"]["spans"]] == ["shout"]
+        assert [span["name"] for span in artifact["spans"]] == ["shout"]
+
     def test_it_reads_experiment_0_in_a_trace_location_as_the_default_experiment(self, fresh):
         trace = fresh.ok("POST", "api/3.0/mlflow/traces", json={"trace": {"trace_info": {
             "trace_id": f"tr-{uuid.uuid4().hex}",
