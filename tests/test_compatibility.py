@@ -38,6 +38,19 @@ def new_run(api: Api) -> tuple[str, str]:
     return experiment_id, run["run"]["info"]["run_id"]
 
 
+ARTIFACTS = """
+import json, sys
+import mlflow
+
+with mlflow.start_run() as run:
+    for name in sys.argv[1:]:
+        mlflow.log_text(name, name)
+listed = [f.path for f in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+read = {name: mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{name}") for name in listed}
+print(json.dumps({"listed": listed, "read": read}))
+"""
+
+
 class TestArtifactNames:
     @pytest.mark.parametrize(
         "name",
@@ -64,6 +77,13 @@ class TestArtifactNames:
         assert downloaded.status_code == 200 and downloaded.content == name.encode()
         assert from_ui.status_code == 200 and from_ui.content == name.encode()
         assert fresh.call("GET", path).status_code == 404
+
+    def test_it_round_trips_non_ascii_names_with_the_stock_client(self, fresh):
+        result = run_client(fresh, ARTIFACTS, "日本.txt", "é.txt", "ü.txt")
+
+        names = ["日本.txt", "é.txt", "ü.txt"]
+        assert sorted(result["listed"]) == sorted(names)
+        assert result["read"] == {name: name for name in names}
 
     def test_it_keeps_two_names_that_differ_only_in_a_non_ascii_letter(self, fresh):
         experiment_id, run_id = new_run(fresh)
