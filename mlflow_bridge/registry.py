@@ -11,7 +11,7 @@ project's registry, and reads a run's artifact through `get-artifact` (run_id, p
 from __future__ import annotations
 
 import posixpath
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from mlflow.exceptions import MlflowException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
@@ -72,7 +72,3 @@ def follow_source(path_info: str, query_string: str, workspace: str) -> tuple[st
     if (name, version) == (fields["name"], fields["version"]):
         return path_info, None
     return path_info, {**fields, "name": name, "version": version}
-
-
-def encoded(fields: dict) -> str:
-    return urlencode(fields)

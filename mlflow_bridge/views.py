@@ -10,7 +10,7 @@ and MLflow's answers are Django responses, passed through without DRF's headers.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
@@ -278,17 +278,7 @@ def forward(request: Request) -> HttpResponse:
         path_info, query_string = followed_source(request, query_string)
     check_path_arguments(request, project.workspace)
     headers = header_fields(request, rewriter)
-    body = None
-    if route.body in (BodyKind.JSON, BodyKind.GRAPHQL):
-        body, document = rewriter.json_body(read_json_body(request))
-        messages.check_parses(request.method, request.rule.rule, document)
-        check_required(route, document)
-        if route.body is BodyKind.GRAPHQL:
-            messages.check_graphql(document)
-        check_contents(document, project.workspace)
-        body = tag_job_run(request.project_access, route, body, document)
-    elif route.body is BodyKind.OTLP:
-        body = read_json_body(request)
+    body = request_body(request, rewriter)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",
@@ -301,6 +291,23 @@ def forward(request: Request) -> HttpResponse:
     return dispatch.call_mlflow(environ, project.workspace)
 
 
+def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
+    """The body MLflow reads: JSON checked and rewritten, OTLP read within the limit (its
+    endpoint parses it), a file left unread (None: the client's stream)."""
+    route: Route = request.route
+    if route.body is BodyKind.OTLP:
+        return read_json_body(request)
+    if route.body not in (BodyKind.JSON, BodyKind.GRAPHQL):
+        return None
+    body, document = rewriter.json_body(read_json_body(request))
+    messages.check_parses(request.method, request.rule.rule, document)
+    check_required(route, document)
+    if route.body is BodyKind.GRAPHQL:
+        messages.check_graphql(document)
+    check_contents(document, request.project_access.project.workspace)
+    return tag_job_run(request.project_access, route, body, document)
+
+
 def followed_source(request: Request, query_string: str) -> tuple[str, str]:
     """A model version's artifact, read where its source chain ends (registry.py); what the
     request then names is checked again."""
@@ -309,7 +316,7 @@ def followed_source(request: Request, query_string: str) -> tuple[str, str]:
     if fields is None:
         return path_info, query_string
     check_contents(fields, workspace)
-    return path_info, registry.encoded(fields)
+    return path_info, urlencode(fields)
 
 
 def header_fields(request: Request, rewriter: RequestRewriter) -> dict[str, str]:
