@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zlib
 
+from django.conf import settings
 from flask import Response, request
 from google.protobuf.json_format import Error as ProtoJsonError
 from google.protobuf.json_format import Parse as parse_json_proto
@@ -84,14 +85,23 @@ def parsed(body: bytes, media_type: str) -> ExportTraceServiceRequest:
     return message
 
 
+def check_ids(span) -> None:
+    """OTLP's ids have fixed sizes; MLflow fails with a 500 only when storing other ones."""
+    if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
+        raise invalid("Invalid OpenTelemetry format - trace ids are 16 bytes, span ids 8")
+
+
 def mlflow_spans(message: ExportTraceServiceRequest) -> list[Span]:
+    otel_spans = [
+        (span, resource_spans.resource)
+        for resource_spans in message.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    for span, _ in otel_spans:
+        check_ids(span)
     try:
-        return [
-            Span.from_otel_proto(span, resource=resource_spans.resource)
-            for resource_spans in message.resource_spans
-            for scope_spans in resource_spans.scope_spans
-            for span in scope_spans.spans
-        ]
+        return [Span.from_otel_proto(span, resource=resource) for span, resource in otel_spans]
     except Exception:  # noqa: BLE001 - any span MLflow cannot convert is the client's error
         raise invalid("Cannot convert OpenTelemetry span to MLflow span")
 
@@ -107,8 +117,6 @@ def check_traces(spans: list[Span], workspace: str) -> None:
 @catch_mlflow_exception
 def export_traces() -> Response:
     """OTLP/HTTP export: store the spans in the experiment the bridge checked."""
-    from django.conf import settings
-
     experiment_id = request.headers.get(MLFLOW_EXPERIMENT_ID_HEADER)
     if not experiment_id:
         raise invalid(f"The {MLFLOW_EXPERIMENT_ID_HEADER} header names no experiment.")
@@ -121,7 +129,12 @@ def export_traces() -> Response:
     spans = mlflow_spans(parsed(body, media_type))
     check_traces(spans, get_request_workspace())
     store = _get_tracking_store()
-    store.log_spans(experiment_id, spans)
+    try:
+        store.log_spans(experiment_id, spans)
+    except (ValueError, TypeError, OverflowError) as exc:
+        # MLflow's endpoint answers any failure here with 422 "Failed to log OpenTelemetry
+        # spans"; values it cannot store are the client's, the database's errors are not.
+        raise invalid(f"Failed to log OpenTelemetry spans: {type(exc).__name__}")
     run_id = request.headers.get(MLFLOW_RUN_ID_HEADER)
     if run_id and (roots := sorted({s.trace_id for s in spans if s.parent_id is None})):
         store.link_traces_to_run(roots, run_id)

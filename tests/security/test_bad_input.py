@@ -329,3 +329,54 @@ def test_it_never_fails_with_a_500_on_body_encodings(name, encoding, declared, w
     if response.status_code != 200:
         assert "error_code" in response.json()
         assert experiments_of(writer) == before
+
+
+span_ids = st.binary(min_size=0, max_size=9)
+otlp_values = st.one_of(st.text(max_size=20), st.integers(-(2**63), 2**63 - 1), st.floats(),
+                        st.booleans(),
+                        st.binary(max_size=10))  # fmt: skip
+
+
+def otlp_request(spans: list[dict]) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    message = ExportTraceServiceRequest()
+    scope = message.resource_spans.add().scope_spans.add()
+    for generated in spans:
+        span = scope.spans.add()
+        span.trace_id, span.span_id = generated["trace_id"], generated["span_id"]
+        span.parent_span_id, span.name = generated["parent"], generated["name"]
+        span.start_time_unix_nano, span.end_time_unix_nano = generated["times"]
+        span.status.code = generated["status"]
+        for key, value in generated["attributes"].items():
+            attribute = span.attributes.add()
+            attribute.key = key
+            field = {str: "string_value", int: "int_value", float: "double_value",
+                     bool: "bool_value", bytes: "bytes_value"}[type(value)]  # fmt: skip
+            setattr(attribute.value, field, value)
+    return message.SerializeToString()
+
+
+generated_spans = st.lists(st.fixed_dictionaries({
+    "trace_id": st.binary(min_size=16, max_size=16) | span_ids,
+    "span_id": st.binary(min_size=8, max_size=8) | span_ids,
+    "parent": st.just(b"") | span_ids,
+    "name": st.text(max_size=30),
+    "times": st.tuples(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)),
+    "status": st.integers(0, 2),
+    "attributes": st.dictionaries(st.sampled_from(["mlflow.spanType", "mlflow.traceRequestId",
+                                                   "mlflow.spanInputs", "session.id", "x"]),
+                                  otlp_values, max_size=3),
+}), min_size=1, max_size=3)  # fmt: skip
+
+
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(spans=generated_spans)
+def test_it_never_fails_with_a_500_on_generated_otlp_spans(spans, writer):
+    response = writer.call("POST", "v1/traces", data=otlp_request(spans), headers={
+        "Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})  # fmt: skip
+
+    assert response.status_code < 500, (spans, response.text[:300])
