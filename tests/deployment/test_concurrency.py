@@ -108,7 +108,7 @@ class TestSixteenClients:
         workspace = f"p-{new_project.id}"
         names = mlflow_rows(databases, "SELECT name FROM experiments WHERE workspace = :w",
                             w=workspace)  # fmt: skip
-        assert sorted(name for (name,) in names) == ["raced", "shared"]
+        assert sorted(name for (name,) in names) == ["Default", "raced", "shared"]
         assert mlflow_rows(databases, "SELECT count(*) FROM workspaces WHERE name = :w",
                            w=workspace) == [(1,)]  # fmt: skip
         assert "Traceback" not in server.log.read_text()
