@@ -67,6 +67,9 @@ def new_project(gitlab, cast):
 @pytest.fixture
 def dave(cast, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", cast.dave.token)
+    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID: undone at teardown, so that later
+    # tests' subprocesses (tests/deployment/old_sharinghub.py) do not inherit it.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
     yield
     mlflow.set_tracking_uri(None)
 
