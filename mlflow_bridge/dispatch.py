@@ -4,10 +4,15 @@ The environ MLflow sees is built here and nowhere else (compare werkzeug's Proxy
 DispatcherMiddleware). Keys changed:
 
 - SCRIPT_NAME: `/mlflow/<project path>/tracking`, so MLflow's UI and redirects stay under it.
-- PATH_INFO: the rest of the path; QUERY_STRING: as rewritten (rewrite.py).
+- PATH_INFO: the rest of the path; QUERY_STRING: as rewritten (rewrite.py). Both paths are
+  handed over in WSGI's form (PEP 3333: the URL's bytes read as latin-1), not as the text
+  Django decoded: werkzeug decodes them again, and `日本.txt` or `é.txt` must stay themselves.
 - wsgi.input, CONTENT_LENGTH: a rewritten JSON body when there is one; otherwise the
   client's stream, unread, so artifact uploads stream through in constant memory (read
-  through gunicorn's own reader when it is gunicorn's, see `_DirectInput`).
+  through gunicorn's own reader when it is gunicorn's, see `_DirectInput`). A stream whose
+  framing breaks while MLflow reads it is the client's error: 400, whatever MLflow answered.
+- Headers a route names ids in (routes.Route.headers, e.g. OTLP's HTTP_X_MLFLOW_EXPERIMENT_ID):
+  as rewritten and checked (experiment "0" is the project's Default).
 - HTTP_X_MLFLOW_WORKSPACE: always the project's workspace. The client's copy (any case, any
   count: WSGI folds them into this one key) is discarded, and the workspace is also bound
   in-process, so MLflow neither trusts nor looks up the header.
@@ -20,12 +25,17 @@ is read from the client.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import logging
 from collections.abc import Iterable, Iterator
 
 from django.http import JsonResponse, StreamingHttpResponse
+from gunicorn.http.errors import ParseException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
+from mlflow_bridge.errors import BridgeError
 from mlflow_bridge.mlflow_app import flask_app
 
 DROPPED_ENVIRON_KEYS = frozenset(
@@ -55,6 +65,7 @@ HOP_BY_HOP_RESPONSE_HEADERS = frozenset(
     }
 )
 WORKSPACE_ENVIRON_KEY = "HTTP_X_MLFLOW_WORKSPACE"
+logger = logging.getLogger(__name__)
 
 
 def mlflow_environ(
@@ -65,6 +76,7 @@ def mlflow_environ(
     query_string: str,
     workspace: str,
     body: bytes | None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
     """The environ for MLflow's app: see the module docstring for each key."""
     environ = {
@@ -74,9 +86,10 @@ def mlflow_environ(
     }
     environ.update(
         {
-            "SCRIPT_NAME": script_name,
-            "PATH_INFO": path_info,
+            "SCRIPT_NAME": wsgi_path(script_name),
+            "PATH_INFO": wsgi_path(path_info),
             "QUERY_STRING": query_string,
+            **(headers or {}),
             WORKSPACE_ENVIRON_KEY: workspace,
         }
     )
@@ -89,36 +102,66 @@ def mlflow_environ(
     return environ
 
 
-class _DirectInput:
-    """An unread gunicorn request body, read through its length- or chunk-aware reader.
+def wsgi_path(path: str) -> str:
+    """A decoded URL path in WSGI's form: its UTF-8 bytes as latin-1 characters (PEP 3333)."""
+    return path.encode("utf-8").decode("latin-1")
 
-    gunicorn's `Body.read(n)` rebuilds its buffer 1 KiB at a time: streaming a 200 MB artifact
-    spent most of a worker's time there (bench/RESULTS.md). Its `reader` gives the same bytes,
+
+# What gunicorn raises when a body's framing is broken: bad chunk sizes, missing CRLFs, a body
+# cut short (IOErrors), and malformed trailers (its ParseException).
+BODY_READ_ERRORS = (OSError, ParseException)
+
+
+def unreadable_body(exc: Exception) -> BridgeError:
+    """A body whose framing is broken (gunicorn: bad chunk size, missing CRLF, cut short)."""
+    return BridgeError(
+        "MALFORMED_REQUEST",
+        f"The request body could not be read ({type(exc).__name__}): check its "
+        "Content-Length or chunked framing.",
+    )
+
+
+class _DirectInput:
+    """The unread client body MLflow streams from, remembering whether reading it failed.
+
+    A gunicorn body is read through its length- or chunk-aware reader: gunicorn's
+    `Body.read(n)` rebuilds its buffer 1 KiB at a time, and streaming a 200 MB artifact spent
+    most of a worker's time there (bench/RESULTS.md). Its `reader` gives the same bytes,
     honouring Content-Length and chunked encoding, in the socket's own chunk sizes.
     """
 
-    def __init__(self, body, reader):
+    def __init__(self, body, reader=None):
         self._body = body
         self._reader = reader
+        self.failure: Exception | None = None
 
     @classmethod
     def around(cls, stream):
         reader = getattr(stream, "reader", None)
         buffer = getattr(stream, "buf", None)
         if reader is None or buffer is None or buffer.tell():
-            return stream  # Not gunicorn's Body, or already partly read: keep it as it is.
+            return cls(stream)  # Not gunicorn's Body, or already partly read: read it as it is.
         return cls(stream, reader)
 
+    def _failing(self, read, *args):
+        try:
+            return read(*args)
+        except BODY_READ_ERRORS as exc:
+            self.failure = exc
+            raise
+
     def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0 or self._body.buf.tell():
-            return self._body.read(size)  # Whole body, or after a readline left bytes buffered.
-        return self._reader.read(size)
+        if self._reader is None or size is None or size < 0 or self._body.buf.tell():
+            # Whole body, or after a readline left bytes buffered.
+            return self._failing(self._body.read, size)
+        return self._failing(self._reader.read, size)
 
     def readline(self, size: int | None = None) -> bytes:
-        return self._body.readline(size)
+        return self._failing(self._body.readline, size)
 
     def __iter__(self):
-        return iter(self._body)
+        while line := self.readline():
+            yield line
 
 
 class _InWorkspace:
@@ -155,6 +198,23 @@ def _close(body: Iterable[bytes]) -> None:
         close()
 
 
+def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes]) -> JsonResponse:
+    """MLflow's 5xx without its message, which may quote SQL or a storage path (the log keeps
+    it). Flask's HTML page for an exception MLflow did not handle becomes JSON, too; Flask has
+    logged the traceback. 501 (a feature this store lacks) keeps its message."""
+    try:
+        text = b"".join(body).decode("utf-8", "replace") if _is_json(headers) else ""
+    finally:
+        _close(body)
+    error_code = "INTERNAL_ERROR"
+    if text:
+        logger.warning("MLflow answered %s: %s", status, text[:2000])
+        with contextlib.suppress(ValueError, AttributeError):
+            error_code = str(json.loads(text).get("error_code") or error_code)
+    message = "MLflow failed on this request; the details are in the service's log."
+    return JsonResponse({"error_code": error_code, "message": message}, status=status)
+
+
 def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonResponse:
     """Run MLflow's WSGI app for one request and stream its response back through Django."""
     started: dict = {}
@@ -166,15 +226,14 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonRe
 
     with ServerWorkspaceContext(workspace):
         body = flask_app().wsgi_app(environ, start_response)
-    code, _, reason = started["status"].partition(" ")
-    if int(code) == 500 and not _is_json(started["headers"]):
-        # An exception MLflow did not handle: Flask's HTML page helps no client. Flask has
-        # already logged the traceback.
+    if failure := getattr(environ["wsgi.input"], "failure", None):
+        # MLflow failed reading the client's stream: the client's error, and nothing stored
+        # (MLflow stores an upload only once it has read all of it).
         _close(body)
-        return JsonResponse(
-            {"error_code": "INTERNAL_ERROR", "message": "MLflow failed on this request."},
-            status=500,
-        )
+        raise unreadable_body(failure)
+    code, _, reason = started["status"].partition(" ")
+    if int(code) >= 500 and int(code) != 501:
+        return _failure(int(code), started["headers"], body)
     response = StreamingHttpResponse(_InWorkspace(body, workspace), status=int(code), reason=reason)
     del response["Content-Type"]
     for name, value in started["headers"]:

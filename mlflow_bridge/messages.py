@@ -1,4 +1,5 @@
-"""MLflow's request messages (protobuf), to refuse a body MLflow would only half-read.
+"""MLflow's request messages (protobuf, and GraphQL's), to refuse a body MLflow would only
+half-read or fail on.
 
 When MLflow cannot parse a body into its request message, it checks the top-level fields
 only and goes on with what it parsed: a log-batch whose second metric has a text value
@@ -34,7 +35,8 @@ def _message_classes() -> dict[tuple[str, str], type[Message]]:
 
 
 def check_parses(method: str, rule: str, document: dict) -> None:
-    """Refuse a JSON body that does not parse into the route's MLflow request message."""
+    """Refuse a JSON body that does not parse into the route's MLflow request message, with
+    MLflow's own message where MLflow would have refused it itself."""
     from mlflow.utils.proto_json_utils import parse_dict
 
     # HEAD is served by GET's handler.
@@ -45,4 +47,51 @@ def check_parses(method: str, rule: str, document: dict) -> None:
     try:
         parse_dict(document, message_class())
     except ParseError as exc:
-        raise BridgeError("INVALID_PARAMETER_VALUE", f"Invalid request body: {exc}")
+        message = mlflows_message(document, message_class) or f"Invalid request body: {exc}"
+        raise BridgeError("INVALID_PARAMETER_VALUE", message)
+
+
+def _is_repeated(field) -> bool:
+    if (repeated := getattr(field, "is_repeated", None)) is not None:
+        return repeated
+    return field.label == field.LABEL_REPEATED  # protobuf before 6
+
+
+def mlflows_message(document: dict, message_class: type[Message]) -> str | None:
+    """What MLflow answers for this body, when it would refuse it: its handlers check the type
+    of each top-level field (a list where a list is expected passes, whatever its items)."""
+    from mlflow.utils.proto_json_utils import parse_dict
+    from mlflow.utils.validation import invalid_value
+
+    for field in message_class.DESCRIPTOR.fields:
+        if field.name not in document:
+            continue
+        value = document[field.name]
+        if isinstance(value, list) and _is_repeated(field):
+            continue  # MLflow checks only that it is a list: its items are the bridge's to check
+        if isinstance(value, dict) and field.message_type is not None:
+            continue
+        try:
+            parse_dict({field.name: value}, message_class())
+        except ParseError:
+            hint = f" Hint: Value was of type '{type(value).__name__}'."
+            return (f"{invalid_value(field.name, value, hint)} See the API docs for more "
+                    "information about request parameters.")  # fmt: skip
+    return None
+
+
+def check_graphql(document: dict) -> None:
+    """Refuse a GraphQL request MLflow's handler would fail on with a 500: a query that does
+    not parse, variables that are not an object, an operation name that is not a string."""
+    from graphql import GraphQLError, parse
+
+    if not isinstance(document.get("variables"), dict | None):
+        raise BridgeError("INVALID_PARAMETER_VALUE", "GraphQL 'variables' must be an object.")
+    if not isinstance(document.get("operationName"), str | None):
+        raise BridgeError("INVALID_PARAMETER_VALUE", "GraphQL 'operationName' must be a string.")
+    try:
+        parse(document["query"])
+    except GraphQLError as exc:
+        raise BridgeError("INVALID_PARAMETER_VALUE", f"Invalid GraphQL query: {exc.message}")
+    except RecursionError:
+        raise BridgeError("INVALID_PARAMETER_VALUE", "The GraphQL query nests too deeply.")

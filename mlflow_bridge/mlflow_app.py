@@ -46,6 +46,12 @@ def flask_app() -> Flask:
         settings.MLFLOW_REGISTRY_STORE_URI,
         "mlflow-artifacts:/",
     )
+    from mlflow_bridge import otlp, s3
+
+    s3.register()
+
+    # `mlflow server` serves OTLP from FastAPI; here it is a Flask route like the others.
+    app.add_url_rule(otlp.RULE, "sharinghub_otlp_traces", otlp.export_traces, methods=["POST"])
     return app
 
 
@@ -71,7 +77,9 @@ _lock = threading.Lock()
 
 
 def ensure_workspace(workspace: str, description: str) -> None:
-    """Create the project's workspace on first use; safe when workers race to create it."""
+    """Create the project's workspace and its `Default` experiment on first use; safe when
+    workers race to create them. A bare server always has experiment "0", `Default`: clients,
+    the UI and MLflow's own tests expect a fresh project's search to list it."""
     if workspace in _known_workspaces:
         return
     flask_app()
@@ -87,6 +95,7 @@ def ensure_workspace(workspace: str, description: str) -> None:
             store.create_workspace(Workspace(name=workspace, description=description))
         except MlflowException:
             store.get_workspace(workspace)  # Another worker won the race; it must exist now.
+    default_experiment_id(workspace)
     with _lock:
         _known_workspaces.add(workspace)
 

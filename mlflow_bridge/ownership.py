@@ -6,11 +6,17 @@ another project's source run, linking another project's trace). Every id a reque
 in its query or anywhere in its JSON body (trace locations nest experiment ids), is checked
 here before MLflow sees it.
 
-An id never changes owner, so positive answers are remembered for the process's life: a
-training loop pays one indexed SELECT per run, then nothing. The exception: SQLite gives a new
+An id never changes owner, so positive answers about runs, experiments and logged models
+(ids the server draws, rows MLflow only marks deleted) are remembered for the process's life:
+a training loop pays one indexed SELECT per run, then nothing. Traces (whose ids clients
+choose) and evaluation datasets are deleted for good: they are looked up every time, so a
+deleted one is a 404 here rather than a 500 from MLflow's handler. And SQLite gives a new
 experiment the highest id plus one, so once `gc` or `purge_projects` hard-deleted the highest
-experiment, its id comes back in another project. On SQLite, experiment ids are looked up
-every time (PostgreSQL's sequences never reuse one).
+experiment, its id comes back in another project: on SQLite, experiment ids are looked up
+every time too (PostgreSQL's sequences never reuse one).
+
+A field names at most MAX_IDS objects: each is looked up, and MLflow would put every one in
+a single SQL statement (400,000 ids: "too many SQL variables").
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ REFERENCE_FIELDS = {
     "dataset_id": "dataset",
 }
 
+_REMEMBERED_KINDS = frozenset({"run", "experiment", "logged model"})
+MAX_IDS = 1000
 _MAX_REMEMBERED = 100_000
 _owners: OrderedDict[tuple[str, str], str] = OrderedDict()
 _lock = threading.Lock()
@@ -71,7 +79,7 @@ def owner_of(kind: str, object_id: str) -> str | None:
     with engine.connect() as connection:
         owner = connection.execute(text(_OWNER_QUERIES[kind]), {"id": parameter}).scalar()
     reused = kind == "experiment" and engine.dialect.name == "sqlite"
-    if owner is not None and not reused:
+    if owner is not None and kind in _REMEMBERED_KINDS and not reused:
         with _lock:
             _owners[key] = owner
             if len(_owners) > _MAX_REMEMBERED:
@@ -113,7 +121,13 @@ def _references(document: object, inside: str = ""):
         for field, value in document.items():
             kind = REFERENCE_FIELDS.get(field)
             ids = value if isinstance(value, list) else [value]
+            if kind is not None and len(ids) > MAX_IDS:
+                raise BridgeError(
+                    "INVALID_PARAMETER_VALUE",
+                    f"'{field}' names {len(ids)} objects; at most {MAX_IDS} per request.",
+                )
             if kind is not None and all(isinstance(i, str | int) for i in ids):
+                ids = list(dict.fromkeys(ids))
                 may_be_new = inside == "trace_info" and kind == "trace"
                 yield from ((kind, str(i), may_be_new) for i in ids if str(i))
             else:

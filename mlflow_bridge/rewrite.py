@@ -1,6 +1,7 @@
 """What the bridge changes in a request before MLflow sees it.
 
-- Experiment "0" (the client's "no experiment set") becomes the project's Default experiment.
+- Experiment "0" (the client's "no experiment set") becomes the project's Default experiment,
+  at any depth of a JSON body (a trace's `trace_location.mlflow_experiment.experiment_id`).
 - In the fields a route names (see routes.py), a trailing " (<project id>)" is removed, so
   "baseline (42)" and "baseline" address the same experiment or registered model in project 42.
 Search filter strings are left alone.
@@ -18,9 +19,13 @@ from mlflow_bridge.routes import Route
 from projects.access import ProjectAccess
 
 DEFAULT_EXPERIMENT = "0"
+EXPERIMENT_FIELDS = ("experiment_id", "experiment_ids")
 # MLflow stores experiment and registered model names in VARCHAR(256) columns: SQLite would
 # take longer names, PostgreSQL would fail with a 500.
 MAX_NAME_LENGTH = 256
+# Protobuf's JSON parser, which MLflow reads every request message with, stops at 100 levels;
+# the bridge's own walks of a body stay far below Python's recursion limit.
+MAX_JSON_DEPTH = 100
 
 
 def _contains_nul(value: object) -> bool:
@@ -32,6 +37,25 @@ def _contains_nul(value: object) -> bool:
     if isinstance(value, list):
         return any(_contains_nul(item) for item in value)
     return False
+
+
+def _depth(document: object) -> int:
+    """How deeply a JSON document nests, counted without recursion."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                items = value.values() if isinstance(value, dict) else value
+                pending.extend((item, depth + 1) for item in items)
+    return deepest
+
+
+def _too_deep() -> BridgeError:
+    return BridgeError(
+        "MALFORMED_REQUEST", f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
+    )
 
 
 def _refuse_nul() -> BridgeError:
@@ -61,6 +85,23 @@ class RequestRewriter:
             return self._suffix.sub("", value)
         return value
 
+    def _nested(self, value: object) -> object:
+        """Experiment ids below the top level; names are only ever top-level fields."""
+        if isinstance(value, list):
+            return [self._nested(item) for item in value]
+        if isinstance(value, dict):
+            return {
+                key: self._nested(item) if key not in EXPERIMENT_FIELDS else self._value(key, item)
+                for key, item in value.items()
+            }
+        return value
+
+    def fields(self, fields: dict[str, str]) -> dict[str, str]:
+        """Single fields, as a route's headers carry them (routes.Route.headers)."""
+        if _contains_nul(fields):
+            raise _refuse_nul()
+        return {key: self._value(key, value) for key, value in fields.items()}
+
     def query_string(self, query_string: str) -> str:
         pairs = parse_qsl(query_string, keep_blank_values=True)
         if _contains_nul([item for pair in pairs for item in pair]):
@@ -81,13 +122,17 @@ class RequestRewriter:
             document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BridgeError("MALFORMED_REQUEST", f"The request body is not valid JSON: {exc}")
+        except RecursionError:
+            raise _too_deep()
+        if _depth(document) > MAX_JSON_DEPTH:
+            raise _too_deep()
         if not isinstance(document, dict):
             raise BridgeError("MALFORMED_REQUEST", "The request body must be a JSON object.")
         # JSON can only spell NUL as an escape (a raw NUL byte is invalid JSON): look for it
         # in the text first, and walk the document only when it might be there.
         if b"\\u0000" in body and _contains_nul(document):
             raise _refuse_nul()
-        rewritten = {key: self._value(key, value) for key, value in document.items()}
+        rewritten = {key: self._value(key, self._nested(value)) for key, value in document.items()}
         if rewritten == document:
             return body, document
         return json.dumps(rewritten).encode(), rewritten

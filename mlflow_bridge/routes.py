@@ -8,7 +8,10 @@ no row, so an MLflow upgrade cannot open a hole silently.
 Columns: method, rule, action, and `names`: the request fields that name an experiment or a
 registered model, where the project-id suffix " (<id>)" is accepted and removed. Exceptions
 carry `feature` (what a refusal names), `required` (body fields MLflow assumes), `body=FILE`
-(an artifact streamed unread rather than a JSON body checked) or `tags_job` (CI provenance).
+(an artifact streamed unread rather than a JSON body checked) or `body=OTLP` (spans, read
+within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
+ids, checked and rewritten like body fields), `follows_source` (a model version read where
+its models:/ source chain ends) or `tags_job` (CI provenance).
 """
 
 from __future__ import annotations
@@ -46,9 +49,15 @@ class BodyKind(enum.Enum):
     # A file MLflow reads whole into memory (it keeps at most 10 MB): passed on unread, but only
     # with a Content-Length of at most MAX_JSON_BODY_SIZE.
     BUFFERED_FILE = "buffered file"
+    # Read (at most MAX_JSON_BODY_SIZE) and handed on as it is: OTLP spans, in protobuf or
+    # JSON, which the endpoint itself parses and checks (otlp.py).
+    OTLP = "otlp"
+    # JSON, checked as above, holding a GraphQL request: a query that parses, variables an
+    # object (MLflow's handler fails with a 500 on anything else).
+    GRAPHQL = "graphql"
 
 
-JSON, FILE, BUFFERED_FILE = BodyKind
+JSON, FILE, BUFFERED_FILE, OTLP, GRAPHQL = BodyKind
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,19 @@ class Route:
     body: BodyKind = JSON
     # A run a CI job creates here gets the job's provenance tags (rewrite.tag_job_run).
     tags_job: bool = False
+    # (WSGI environ key, request field): headers naming an object, checked like that field.
+    headers: tuple[tuple[str, str], ...] = ()
+    # The version named is read at the end of its models:/<name>/<version> source chain
+    # (registry.follow_source): MLflow's server cannot follow one.
+    follows_source: bool = False
 
 
 NAME = ("name",)
 EXPERIMENT_NAME = ("experiment_name",)
+OTLP_HEADERS = (
+    ("HTTP_X_MLFLOW_EXPERIMENT_ID", "experiment_id"),
+    ("HTTP_X_MLFLOW_RUN_ID", "run_id"),
+)
 
 # fmt: off
 ROUTES: list[Route] = [
@@ -81,7 +99,7 @@ ROUTES: list[Route] = [
     # GraphQL only reads (its "mutations" are searches), scoped to the workspace. MLflow's
     # GraphQL handler reads a JSON body, so GET always failed there with a 500.
     Route("GET",    "/graphql",                                            REFUSED, feature="GraphQL over GET (send a POST)"),
-    Route("POST",   "/graphql",                                            READ, required=("query",)),
+    Route("POST",   "/graphql",                                            READ, required=("query",), body=GRAPHQL),
     # --- Experiments ---------------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/experiments/create",                      CREATE, NAME),
     Route("POST",   "/2.0/mlflow/experiments/delete",                      DELETE),
@@ -128,7 +146,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),  # JSON, checked
     Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ, body=FILE),
     Route("GET",    "/get-artifact",                                       READ),
-    Route("GET",    "/model-versions/get-artifact",                        READ),
+    Route("GET",    "/model-versions/get-artifact",                        READ, follows_source=True),
     Route("GET",    "/2.0/mlflow/get-trace-artifact",                      READ),
     Route("GET",    "/3.0/mlflow/get-trace-artifact",                      READ),
     # --- Logged models (MLflow 3) --------------------------------------------------------------
@@ -189,6 +207,8 @@ ROUTES: list[Route] = [
     Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
     Route("DELETE", "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
     Route("POST",   "/3.0/mlflow/traces/<trace_id>/assessments",           CREATE),
+    # OTLP ingestion: in `mlflow server` a FastAPI route, here registered on the Flask app.
+    Route("POST",   "/v1/traces",                                          CREATE, body=OTLP, headers=OTLP_HEADERS),
     Route("GET",    "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", READ),
     Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", UPDATE),
     Route("DELETE", "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", DELETE),

@@ -30,12 +30,25 @@ def describe_database(database: dict) -> str:
     return f"{engine} {database.get('USER') or ''}@{host}/{database['NAME']}"
 
 
+# gunicorn's largest finite request line (its default, 4094, refuses the URL MLflow's UI
+# builds to chart 100 runs). A bare `mlflow server` (uvicorn) allows 16 KiB of request head.
+LIMIT_REQUEST_LINE = 8190
+
+
+def worker_class(threads: int) -> str:
+    """gunicorn's sync or gthread worker, with its refusals in MLflow's JSON shape."""
+    name = "JsonErrorThreadWorker" if threads > 1 else "JsonErrorSyncWorker"
+    return f"mlflow_bridge.workers.{name}"
+
+
 def gunicorn_argv(options: dict) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "sharinghub_mlflow.wsgi:application",
         "--bind", options["bind"],
         "--workers", str(options["workers"]),
         "--threads", str(options["threads"]),
+        "--worker-class", worker_class(options["threads"]),
+        "--limit-request-line", str(LIMIT_REQUEST_LINE),
         "--timeout", str(options["timeout"]),
         "--graceful-timeout", str(options["graceful_timeout"]),
         "--keep-alive", str(settings.SERVE_KEEPALIVE),

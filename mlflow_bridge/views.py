@@ -10,7 +10,7 @@ and MLflow's answers are Django responses, passed through without DRF's headers.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
@@ -28,6 +28,7 @@ from mlflow_bridge import (
     mlflow_app,
     ownership,
     quota,
+    registry,
     storage,
     throttling,
     ui_answers,
@@ -107,10 +108,10 @@ def read_json_body(request: HttpRequest) -> bytes:
             raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
         if int(length) > limit:
             raise too_large(limit)
-        return request.read()
+        return _read(request.read)
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Django sees no length and would read nothing; gunicorn de-chunks the raw stream.
-        body = request.META["wsgi.input"].read(limit + 1)
+        body = _read(request.META["wsgi.input"].read, limit + 1)
         if len(body) > limit:
             raise too_large(limit)
         return body
@@ -128,6 +129,14 @@ def check_declared_length(request: HttpRequest) -> None:
         )  # fmt: skip
     if int(length) > limit:
         raise too_large(limit)
+
+
+def _read(read, *size: int) -> bytes:
+    """The body, or a 400 when its framing is broken."""
+    try:
+        return read(*size)
+    except dispatch.BODY_READ_ERRORS as exc:
+        raise dispatch.unreadable_body(exc)
 
 
 def query_fields(query_string: str) -> dict[str, str | list[str]]:
@@ -289,39 +298,70 @@ def forward(request: Request) -> HttpResponse:
     )
     query_string = rewriter.query_string(request.META.get("QUERY_STRING", ""))
     check_contents(query_fields(query_string), project.workspace)
+    path_info = request.rest
+    if route.follows_source:
+        path_info, query_string = followed_source(request, query_string)
     check_path_arguments(request, project.workspace)
     upload_size = quota.check(project, request, route)
-    body = None
-    if route.body is BodyKind.JSON:
-        body = checked_json_body(request, rewriter, project.workspace)
-    elif route.body is BodyKind.BUFFERED_FILE:
-        check_declared_length(request)
+    headers = header_fields(request, rewriter)
+    body = request_body(request, rewriter)
     environ = dispatch.mlflow_environ(
         request.META,
         script_name=f"{request.META.get('SCRIPT_NAME', '')}/mlflow/{request.project_path}/tracking",
-        path_info=request.rest,
+        path_info=path_info,
         query_string=query_string,
         workspace=project.workspace,
         body=body,
+        headers=headers,
     )
     response = dispatch.call_mlflow(environ, project.workspace)
     quota.record(project, request, route, upload_size, response.status_code)
     return response
 
 
-def checked_json_body(request: Request, rewriter: RequestRewriter, workspace: str) -> bytes | None:
-    """The JSON body to send on, read, rewritten and checked; None for a GET (or HEAD, OPTIONS)
-    that has none, which then reaches MLflow exactly as it came."""
+def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
+    """The body MLflow reads: JSON checked and rewritten, OTLP read within the limit (its
+    endpoint parses it), a file left unread (None: the client's stream), and so is a GET (or
+    HEAD, OPTIONS) without a body, which reaches MLflow exactly as it came."""
+    route: Route = request.route
+    if route.body is BodyKind.OTLP:
+        return read_json_body(request)
+    if route.body is BodyKind.BUFFERED_FILE:
+        check_declared_length(request)
+    if route.body not in (BodyKind.JSON, BodyKind.GRAPHQL):
+        return None
     raw = read_json_body(request)
     if not raw and request.method not in METHODS_WITH_BODY:
         return None
     body, document = rewriter.json_body(raw)
     messages.check_parses(request.method, request.rule.rule, document)
-    check_required(request.route, document)
-    check_contents(document, workspace)
+    check_required(route, document)
+    if route.body is BodyKind.GRAPHQL:
+        messages.check_graphql(document)
+    check_contents(document, request.project_access.project.workspace)
     username = request.project_access.user.username
-    body, document = authorship.stamp(username, request.route, body, document)
-    return tag_job_run(request.project_access, request.route, body, document)
+    body, document = authorship.stamp(username, route, body, document)
+    return tag_job_run(request.project_access, route, body, document)
+
+
+def followed_source(request: Request, query_string: str) -> tuple[str, str]:
+    """A model version's artifact, read where its source chain ends (registry.py); what the
+    request then names is checked again."""
+    workspace = request.project_access.project.workspace
+    path_info, fields = registry.follow_source(request.rest, query_string, workspace)
+    if fields is None:
+        return path_info, query_string
+    check_contents(fields, workspace)
+    return path_info, urlencode(fields)
+
+
+def header_fields(request: Request, rewriter: RequestRewriter) -> dict[str, str]:
+    """The route's id-carrying headers, rewritten and checked like body fields; keyed by their
+    WSGI environ key, as MLflow must see them."""
+    present = [(key, field) for key, field in request.route.headers if key in request.META]
+    fields = rewriter.fields({field: request.META[key] for key, field in present})
+    check_contents(fields, request.project_access.project.workspace)
+    return {key: fields[field] for key, field in present}
 
 
 def check_path_arguments(request: Request, workspace: str) -> None:

@@ -28,7 +28,9 @@ def workspace_with(stores, experiments: int, runs: int, models: int, prompts: in
     workspace = f"p-{next(_ids)}"
     mlflow_app.ensure_workspace(workspace, description="test")
     with ServerWorkspaceContext(workspace):
-        ids = [tracking.create_experiment(f"e{i}") for i in range(experiments)]
+        # Every workspace starts with its Default experiment: it counts as one of them.
+        ids = [mlflow_app.default_experiment_id(workspace)]
+        ids += [tracking.create_experiment(f"e{i}") for i in range(1, experiments)]
         for i in range(runs):
             tracking.create_run(ids[0], user_id="u", start_time=1_700_000_000_000 + i,
                                 tags=[], run_name=f"r{i}")  # fmt: skip

@@ -1,6 +1,7 @@
 """The environ MLflow sees, and how a URL is split into project path and MLflow route."""
 
 import io
+import json
 
 import pytest
 
@@ -62,10 +63,29 @@ def test_it_drops_credentials_forwarding_and_hop_by_hop_headers(key):
 
 
 def test_it_passes_the_client_stream_through_when_the_body_was_not_read():
-    passed = environ(body=None)
+    client_environ = {**CLIENT_ENVIRON, "wsgi.input": io.BytesIO(b"client stream")}
 
-    assert passed["wsgi.input"] is CLIENT_ENVIRON["wsgi.input"]
+    passed = mlflow_environ(client_environ, script_name="/s", path_info="/p", query_string="",
+                            workspace="p-42", body=None)  # fmt: skip
+
+    assert passed["wsgi.input"].read() == b"client stream"
     assert passed["CONTENT_LENGTH"] == "99"
+
+
+class BrokenStream(io.BytesIO):
+    def read(self, size=-1):
+        raise OSError("Invalid chunk size")
+
+
+def test_it_remembers_that_the_client_stream_broke_while_mlflow_read_it():
+    client_environ = {**CLIENT_ENVIRON, "wsgi.input": BrokenStream()}
+    passed = mlflow_environ(client_environ, script_name="/s", path_info="/p", query_string="",
+                            workspace="p-42", body=None)  # fmt: skip
+
+    with pytest.raises(OSError):
+        passed["wsgi.input"].read(10)
+
+    assert isinstance(passed["wsgi.input"].failure, OSError)
 
 
 @pytest.mark.parametrize(
@@ -85,3 +105,35 @@ def test_it_passes_the_client_stream_through_when_the_body_was_not_read():
 )  # fmt: skip
 def test_it_splits_project_path_and_mlflow_route(location, expected):
     assert split_location(location) == expected
+
+
+@pytest.mark.parametrize(
+    ("decoded", "wsgi"),
+    [
+        pytest.param("/a/日本.txt", "/a/\xe6\x97\xa5\xe6\x9c\xac.txt", id="CJK"),
+        pytest.param("/a/é.txt", "/a/\xc3\xa9.txt", id="latin-1 letter as its two UTF-8 bytes"),
+        pytest.param("/a/plain.txt", "/a/plain.txt", id="ASCII unchanged"),
+    ],
+)
+def test_it_hands_paths_to_mlflow_in_wsgi_form(decoded, wsgi):
+    built = mlflow_environ(
+        dict(CLIENT_ENVIRON), script_name="/mlflow/ml/p/tracking", path_info=decoded,
+        query_string="", workspace="p-42", body=None,
+    )  # fmt: skip
+
+    assert built["PATH_INFO"] == wsgi
+
+
+def test_it_keeps_sql_and_store_paths_of_mlflows_failures_from_the_client(caplog):
+    from mlflow_bridge.dispatch import _failure
+
+    leaked = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(sqlite3.OperationalError) '
+    leaked += b'too many SQL variables [SQL: SELECT ...] sqlite:////data/mlflow.sqlite3"}'
+
+    answer = _failure(503, [("Content-Type", "application/json")], [leaked])
+
+    body = json.loads(answer.content)
+    assert answer.status_code == 503
+    assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert "SQL" not in body["message"] and "sqlite" not in body["message"]
+    assert "too many SQL variables" in caplog.text

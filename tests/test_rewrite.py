@@ -35,6 +35,15 @@ def rewriter(rule: str, method: str = "POST") -> RequestRewriter:
                      {"experiment_id": "7"}, id="default experiment"),
         pytest.param("/api/2.0/mlflow/runs/search", "POST", {"experiment_ids": ["0", "3"]},
                      {"experiment_ids": ["7", "3"]}, id="default experiment in a list"),
+        pytest.param("/api/3.0/mlflow/traces", "POST",
+                     {"trace": {"trace_info": {"trace_location": {"mlflow_experiment": {
+                         "experiment_id": "0"}}}}},
+                     {"trace": {"trace_info": {"trace_location": {"mlflow_experiment": {
+                         "experiment_id": "7"}}}}}, id="default experiment nested in a trace"),
+        pytest.param("/api/2.0/mlflow/experiments/create", "POST",
+                     {"name": "a", "tags": [{"key": "name", "value": "b (42)"}]},
+                     {"name": "a", "tags": [{"key": "name", "value": "b (42)"}]},
+                     id="names only at the top level"),
         pytest.param("/api/2.0/mlflow/runs/search", "POST",
                      {"experiment_ids": ["3"], "filter": "tags.name = 'x (42)'"},
                      {"experiment_ids": ["3"], "filter": "tags.name = 'x (42)'"},
@@ -77,8 +86,15 @@ def test_it_leaves_a_body_without_changes_byte_for_byte():
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[1, 2]", b"\xff\xfe", b'"text"'],
-    ids=["malformed", "array", "not utf-8", "string"],
+    [
+        b"{not json",
+        b"[1, 2]",
+        b"\xff\xfe",
+        b'"text"',
+        b'{"a": ' + b"[" * 101 + b"]" * 101 + b"}",
+        b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+    ids=["malformed", "array", "not utf-8", "string", "nested too deep", "nested 5,000 deep"],
 )
 def test_it_refuses_a_body_that_is_not_a_json_object(body):
     with pytest.raises(BridgeError) as raised:

@@ -3,7 +3,14 @@
 import pytest
 
 from mlflow_bridge.mlflow_app import flask_app
-from mlflow_bridge.routes import _TABLE, ROUTES, Action, route_for, uncovered_routes
+from mlflow_bridge.routes import (
+    _TABLE,
+    ROUTES,
+    Action,
+    BodyKind,
+    route_for,
+    uncovered_routes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +58,7 @@ class TestCoverage:
                      Action.CREATE, id="artifact upload"),
         pytest.param("HEAD", "/api/2.0/mlflow/runs/get", Action.READ, id="HEAD reads"),
         pytest.param("OPTIONS", "/api/2.0/mlflow/runs/create", Action.READ, id="OPTIONS reads"),
+        pytest.param("POST", "/v1/traces", Action.CREATE, id="OTLP ingestion writes"),
         pytest.param("POST", "/api/3.0/mlflow/workspaces", Action.REFUSED, id="workspaces"),
         pytest.param("DELETE", "/ajax-api/3.0/mlflow/workspaces/<workspace_name>",
                      Action.REFUSED, id="workspace delete via ajax"),
@@ -71,3 +79,11 @@ def test_it_refuses_a_rule_that_has_no_row():
 
 def test_it_names_the_refused_feature():
     assert route_for("/api/3.0/mlflow/gateway/secrets/list", "GET").feature.startswith("the AI")
+
+
+def test_it_checks_the_ids_otlp_carries_in_headers():
+    route = route_for("/v1/traces", "POST")
+
+    assert route.body is BodyKind.OTLP
+    assert dict(route.headers) == {"HTTP_X_MLFLOW_EXPERIMENT_ID": "experiment_id",
+                                   "HTTP_X_MLFLOW_RUN_ID": "run_id"}  # fmt: skip

@@ -62,6 +62,18 @@ class TestEffectiveConfiguration:
         assert argv[argv.index("--threads") + 1] == "2"
         assert argv[argv.index("--graceful-timeout") + 1] == "45"
 
+    def test_it_serves_request_lines_mlflows_ui_builds_for_100_runs(self):
+        argv = serving.gunicorn_argv(OPTIONS)
+
+        assert int(argv[argv.index("--limit-request-line") + 1]) >= 100 * len("run_ids=") + 3300
+
+    @pytest.mark.parametrize(("threads", "worker"), [(1, "JsonErrorSyncWorker"),
+                                                     (2, "JsonErrorThreadWorker")])  # fmt: skip
+    def test_it_runs_workers_that_refuse_in_mlflows_json_shape(self, threads, worker):
+        argv = serving.gunicorn_argv({**OPTIONS, "threads": threads})
+
+        assert argv[argv.index("--worker-class") + 1] == f"mlflow_bridge.workers.{worker}"
+
 
 class TestProductionSettings:
     def test_it_passes_djangos_deployment_checks(self, tmp_path):

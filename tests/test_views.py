@@ -54,7 +54,7 @@ class TestPrefix:
     def test_it_answers_404_for_a_route_mlflow_does_not_have(self, client):
         answer_gitlab()
 
-        response = client.post("/mlflow/ml/team/proj/tracking/v1/traces", **AUTH)
+        response = client.post("/mlflow/ml/team/proj/tracking/v1/metrics", **AUTH)
 
         assert response.status_code == 404
         assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"

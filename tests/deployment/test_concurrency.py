@@ -67,6 +67,9 @@ def new_project(gitlab, cast):
 @pytest.fixture
 def dave(cast, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", cast.dave.token)
+    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID: undone at teardown, so that later
+    # tests' subprocesses (tests/deployment/old_sharinghub.py) do not inherit it.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
     yield
     mlflow.set_tracking_uri(None)
 
@@ -108,7 +111,7 @@ class TestSixteenClients:
         workspace = f"p-{new_project.id}"
         names = mlflow_rows(databases, "SELECT name FROM experiments WHERE workspace = :w",
                             w=workspace)  # fmt: skip
-        assert sorted(name for (name,) in names) == ["raced", "shared"]
+        assert sorted(name for (name,) in names) == ["Default", "raced", "shared"]
         assert mlflow_rows(databases, "SELECT count(*) FROM workspaces WHERE name = :w",
                            w=workspace) == [(1,)]  # fmt: skip
         assert "Traceback" not in server.log.read_text()

@@ -32,6 +32,7 @@ def old(tmp_path_factory, cast) -> dict:
         [sys.executable, str(Path(__file__).with_name("old_sharinghub.py")), uri, artifacts,
          json.dumps(spec)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
     return {"uri": uri, "db": where / "mlflow.db", "artifacts": artifacts,

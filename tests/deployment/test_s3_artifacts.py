@@ -112,10 +112,23 @@ class TestArtifactsOnS3:
         path = f"{experiment_id}/{run_id}/artifacts/secret.txt"
         response = otto.call("GET", f"api/2.0/mlflow-artifacts/artifacts/{path}")
 
-        # Otto's request is read in his own workspace, where no such key exists. (MLflow answers
-        # a missing S3 key with 500 where local storage says 404; either way nothing leaks.)
-        assert response.status_code in (404, 500)
+        # Otto's request is read in his own workspace, where no such key exists.
+        assert response.status_code == 404
         assert SECRET.encode() not in response.content
+
+    def test_it_answers_a_missing_artifact_with_a_json_404(self, client, server, cast):
+        experiment_id = client.create_experiment("s3-missing")
+        run_id = client.create_run(experiment_id).info.run_id
+        api = Api(server.tracking_uri(cast.project.path), cast.dave.token)
+
+        proxied = api.call("GET", f"api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/"
+                           "artifacts/missing.txt")  # fmt: skip
+        from_ui = api.call("GET", "get-artifact", params={"run_id": run_id, "path": "missing.txt"})
+
+        for response in (proxied, from_ui):
+            assert response.status_code == 404, response.text[:300]
+            assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+            assert PREFIX not in response.text
 
 
 def owned_project(gitlab, owner, name: str):

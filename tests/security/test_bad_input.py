@@ -179,3 +179,204 @@ def test_it_keeps_exactly_what_accepted_tag_writes_wrote(writes, writer, run_id)
 
     after = writer.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})
     assert {t["key"]: t["value"] for t in after["run"]["data"].get("tags", [])} == expected
+
+
+def experiments_of(writer: Api) -> list[str]:
+    found = writer.ok("POST", "api/2.0/mlflow/experiments/search",
+                      json={"max_results": 1000, "view_type": "ALL"})  # fmt: skip
+    return sorted(e["name"] for e in found.get("experiments", []))
+
+
+def nested(depth: int, leaf: object = 1) -> object:
+    for level in range(depth):
+        leaf = [leaf] if level % 2 else {"k": leaf}
+    return leaf
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(depth=st.integers(min_value=1, max_value=6000), field=st.sampled_from(["tags", "x", "name"]))
+def test_it_never_fails_with_a_500_on_deep_nesting(depth, field, writer):
+    before = experiments_of(writer)
+    body = json.dumps({"name": f"nested-{depth}", field: nested(depth)}) if depth < 900 else (
+        f'{{"name": "nested-deep", "{field}": ' + "[" * depth + "]" * depth + "}")  # fmt: skip
+
+    response = writer.call("POST", "api/2.0/mlflow/experiments/create", data=body.encode(),
+                           headers={"Content-Type": JSON})  # fmt: skip
+
+    assert response.status_code < 500, (depth, response.text[:300])
+    if response.status_code != 200:
+        assert "error_code" in response.json()
+        assert experiments_of(writer) == before
+
+
+READ_ROUTES = ["runs/get", "experiments/get", "experiments/get-by-name", "metrics/get-history",
+               "registered-models/get", "experiments/search"]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(route=st.sampled_from(READ_ROUTES), body=bodies)
+def test_it_never_fails_with_a_500_on_generated_get_bodies(route, body, writer):
+    response = writer.call("GET", f"api/2.0/mlflow/{route}", data=json.dumps(body),
+                           headers={"Content-Type": JSON})  # fmt: skip
+
+    assert response.status_code < 500, (route, body, response.text[:300])
+    if response.status_code != 200:
+        assert "error_code" in response.json()
+
+
+graphql_texts = st.text(alphabet='{}()[]:$!@,. \n"abcquerymlflowGetRuninfo', max_size=60)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(query=graphql_texts | json_values, variables=json_values,
+       operation=st.none() | st.text(max_size=10) | st.integers())  # fmt: skip
+def test_it_never_fails_with_a_500_on_generated_graphql(query, variables, operation, writer):
+    body = {"query": query, "variables": variables, "operationName": operation}
+
+    response = writer.call("POST", "graphql", json=body)
+
+    assert response.status_code < 500, (body, response.text[:300])
+
+
+def exchange(api: Api, request: bytes) -> tuple[int, bytes]:
+    """Bytes exactly as written, the write side then closed; the answer's status and body."""
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(api.uri)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+def chunked(api: Api, method: str, path: str, framing: bytes, content_type: str = JSON) -> bytes:
+    target = urlsplit_path(api.uri) + path
+    token = api.session.headers["Authorization"]
+    head = (f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n"
+            f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n")  # fmt: skip
+    return head.encode() + framing
+
+
+def urlsplit_path(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(uri).path
+
+
+chunk_sizes = st.one_of(
+    st.integers(min_value=0, max_value=70).map(lambda n: f"{n:x}".encode()),
+    st.sampled_from([b"zz", b"-1", b"", b"1;ext=1", b"ffffffffffffffffff"]),
+)
+framings = st.lists(st.tuples(chunk_sizes, st.binary(max_size=40),
+                              st.sampled_from([b"\r\n", b"", b"\n", b"XX"])), max_size=4).map(
+    lambda chunks: b"".join(size + b"\r\n" + data + end for size, data, end in chunks))  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(framing=framings, ending=st.sampled_from([b"0\r\n\r\n", b"", b"0\r\n"]),
+       upload=st.booleans())  # fmt: skip
+def test_it_never_fails_with_a_500_on_chunked_framing(framing, ending, upload, writer, run_id):
+    run = writer.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})["run"]
+    experiment_id = run["info"]["experiment_id"]
+    before = experiments_of(writer)
+    if upload:
+        path = f"api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/chunked.bin"
+        writer.call("DELETE", path)
+        request = chunked(writer, "PUT", path, framing + ending, "application/octet-stream")
+    else:
+        request = chunked(writer, "POST", "api/2.0/mlflow/experiments/create", framing + ending)
+
+    status, body = exchange(writer, request)
+
+    assert status < 500, (framing + ending, body[:300])
+    assert json.loads(body) if status != 200 else True
+    if status != 200:
+        assert experiments_of(writer) == before
+        if upload:
+            assert writer.call("GET", path).status_code == 404
+
+
+encodings = st.sampled_from(["utf-8", "latin-1", "utf-16", "utf-32", "cp1252"])
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    name=st.text(min_size=1, max_size=30),
+    encoding=encodings,
+    declared=st.sampled_from(["", "; charset=utf-8", "; charset=latin-1", "; charset=bogus"]),
+)
+def test_it_never_fails_with_a_500_on_body_encodings(name, encoding, declared, writer):
+    before = experiments_of(writer)
+    try:
+        body = json.dumps({"name": f"enc-{name}"}, ensure_ascii=False).encode(encoding)
+    except UnicodeEncodeError:
+        return
+
+    response = writer.call("POST", "api/2.0/mlflow/experiments/create", data=body,
+                           headers={"Content-Type": JSON + declared})  # fmt: skip
+
+    assert response.status_code < 500, (name, encoding, response.text[:300])
+    if response.status_code != 200:
+        assert "error_code" in response.json()
+        assert experiments_of(writer) == before
+
+
+span_ids = st.binary(min_size=0, max_size=9)
+otlp_values = st.one_of(st.text(max_size=20), st.integers(-(2**63), 2**63 - 1), st.floats(),
+                        st.booleans(),
+                        st.binary(max_size=10))  # fmt: skip
+
+
+def otlp_request(spans: list[dict]) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    message = ExportTraceServiceRequest()
+    scope = message.resource_spans.add().scope_spans.add()
+    for generated in spans:
+        span = scope.spans.add()
+        span.trace_id, span.span_id = generated["trace_id"], generated["span_id"]
+        span.parent_span_id, span.name = generated["parent"], generated["name"]
+        span.start_time_unix_nano, span.end_time_unix_nano = generated["times"]
+        span.status.code = generated["status"]
+        for key, value in generated["attributes"].items():
+            attribute = span.attributes.add()
+            attribute.key = key
+            field = {str: "string_value", int: "int_value", float: "double_value",
+                     bool: "bool_value", bytes: "bytes_value"}[type(value)]  # fmt: skip
+            setattr(attribute.value, field, value)
+    return message.SerializeToString()
+
+
+generated_spans = st.lists(st.fixed_dictionaries({
+    "trace_id": st.binary(min_size=16, max_size=16) | span_ids,
+    "span_id": st.binary(min_size=8, max_size=8) | span_ids,
+    "parent": st.just(b"") | span_ids,
+    "name": st.text(max_size=30),
+    "times": st.tuples(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)),
+    "status": st.integers(0, 2),
+    "attributes": st.dictionaries(st.sampled_from(["mlflow.spanType", "mlflow.traceRequestId",
+                                                   "mlflow.spanInputs", "session.id", "x"]),
+                                  otlp_values, max_size=3),
+}), min_size=1, max_size=3)  # fmt: skip
+
+
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(spans=generated_spans)
+def test_it_never_fails_with_a_500_on_generated_otlp_spans(spans, writer):
+    response = writer.call("POST", "v1/traces", data=otlp_request(spans), headers={
+        "Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})  # fmt: skip
+
+    assert response.status_code < 500, (spans, response.text[:300])
