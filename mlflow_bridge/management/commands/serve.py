@@ -1,13 +1,14 @@
 """`python manage.py serve`: migrate both databases, print the configuration, run gunicorn."""
 
+import io
 import os
 import sys
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from mlflow_bridge import mlflow_app, serving
+from mlflow_bridge import serving
 from projects import gitlab
 
 
@@ -27,16 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--graceful-timeout", type=int, default=settings.SERVE_GRACEFUL_TIMEOUT)
 
     def handle(self, *args, **options):
-        call_command("migrate", interactive=False, verbosity=0)
+        # Django's migrations and MLflow's database upgrade (`upgrade` says so on success).
+        call_command("upgrade", stdout=io.StringIO())
         # The admin's CSS and scripts, served by WhiteNoise from STATIC_ROOT.
         call_command("collectstatic", interactive=False, verbosity=0)
-        try:
-            mlflow_app.upgrade_database()
-        except Exception as exc:
-            raise CommandError(
-                f"MLflow's database could not be upgraded ({exc}). "
-                "Check MLFLOW_BACKEND_STORE_URI and that the database is reachable."
-            ) from exc
         serving.prepare_metrics_directory()
         for name, value in serving.effective_configuration(options):
             self.stdout.write(f"  {name:<24} {value}")
