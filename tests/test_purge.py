@@ -63,7 +63,7 @@ class TestPurgeProjects:
 
         assert too_recent.strip() == "Deleted 0 orphaned projects: 0 rows, 0 artifact files (0 B)."
         assert f"Deleted {gone.workspace} ({gone.path}, orphaned " in out
-        assert "1 experiments, 1 params, 1 runs" in out and "1 workspaces" in out
+        assert "2 experiments, 1 params, 1 runs" in out and "1 workspaces" in out
         assert purge.inventory(gone.workspace).empty
         assert purge.inventory(kept.workspace) == kept_before
         assert not GitLabProject.objects.filter(id=gone.id).exists()

@@ -121,7 +121,10 @@ class TestUsage:
 
         rows = usage_rows(server)
 
-        assert (rows[big.id]["runs"], rows[big.id]["experiments"]) == (3, 1)
+        assert (rows[big.id]["runs"], rows[big.id]["experiments"]) == (
+            3,
+            2,
+        )  # its experiment and its Default
         assert rows[big.id]["artifact_bytes"] == 1000 + 2345 + 70_001 + len("hello")
         assert rows[big.id]["artifact_files"] == 4
         assert rows[big.id]["path"] == big.path and rows[big.id]["last_activity"]
@@ -244,7 +247,7 @@ class TestDeletedProjects:
         assert dry_run.strip().endswith(
             f"Would delete 2 orphaned projects: {rows} rows, 2 artifact files (24 B)."
         )
-        assert listing[by_hook.id]["experiments"] == 1 and listing[by_hook.id]["runs"] == 1
+        assert listing[by_hook.id]["experiments"] == 2 and listing[by_hook.id]["runs"] == 1
         assert listing[by_hook.id]["workspaces"] == 1 and listing[by_hook.id]["trace_info"] == 1
 
         out = server.manage("purge_projects", "--orphaned-for", "0s")
