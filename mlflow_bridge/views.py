@@ -101,16 +101,11 @@ def read_json_body(request: HttpRequest) -> bytes:
 
     Whatever the method: MLflow reads the body of a GET that has no query string.
     """
-    limit = settings.MAX_JSON_BODY_SIZE
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if length:
-        if not length.isdigit():
-            raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
-        if int(length) > limit:
-            raise too_large(limit)
+    if declared_length(request) is not None:
         return _read(request.read)
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         # Django sees no length and would read nothing; gunicorn de-chunks the raw stream.
+        limit = settings.MAX_JSON_BODY_SIZE
         body = _read(request.META["wsgi.input"].read, limit + 1)
         if len(body) > limit:
             raise too_large(limit)
@@ -118,17 +113,25 @@ def read_json_body(request: HttpRequest) -> bytes:
     return b""
 
 
+def declared_length(request: HttpRequest) -> int | None:
+    """The body's Content-Length, at most MAX_JSON_BODY_SIZE (else 413); None without one."""
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if not length:
+        return None
+    if not length.isdigit():
+        raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
+    if int(length) > settings.MAX_JSON_BODY_SIZE:
+        raise too_large(settings.MAX_JSON_BODY_SIZE)
+    return int(length)
+
+
 def check_declared_length(request: HttpRequest) -> None:
     """A body MLflow will read whole must say its length, at most MAX_JSON_BODY_SIZE."""
-    limit = settings.MAX_JSON_BODY_SIZE
-    length = request.META.get("CONTENT_LENGTH") or ""
-    if not length.isdigit():
+    if declared_length(request) is None:
         raise BridgeError(
             "INVALID_PARAMETER_VALUE", "Send this file with a Content-Length (not chunked).",
             status=411,
         )  # fmt: skip
-    if int(length) > limit:
-        raise too_large(limit)
 
 
 def _read(read, *size: int) -> bytes:
