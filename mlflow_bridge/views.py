@@ -320,7 +320,8 @@ def forward(request: Request) -> HttpResponse:
         body=body,
         headers=headers,
     )
-    response = dispatch.call_mlflow(environ, project.workspace)
+    with messages.reused(getattr(request, "parsed", None)):
+        response = dispatch.call_mlflow(environ, project.workspace)
     quota.record(project, request, route, upload_size, response.status_code)
     return response
 
@@ -340,7 +341,7 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
     if not raw and request.method not in METHODS_WITH_BODY:
         return None
     body, document = rewriter.json_body(raw)
-    messages.check_parses(request.method, request.rule.rule, document)
+    remember(request, parsed=messages.check_parses(request.method, request.rule.rule, document))
     check_required(route, document)
     if route.body is BodyKind.GRAPHQL:
         messages.check_graphql(document)
