@@ -9,24 +9,27 @@ Run from the repository root with the project's virtualenv:
 One run starts, side by side:
 
 - bare: `python -m mlflow server` (uvicorn, `--serve-artifacts`, no auth), the same MLflow;
-- service: `python manage.py serve` (gunicorn), in front of the GitLab double of tests/;
+- service: `python manage.py serve` (gunicorn, serve's default workers and threads, or the
+  `THREADS` of the environment), in front of the GitLab double of tests/;
 
 with the same worker count, each on a fresh database of its own of the chosen kind. Both are
 warmed, then every workload runs in short turns that alternate bare/service, then
 service/bare (a few calls per turn, or one heavy call), so that drift on a shared machine hits
 both alike. Times are taken client-side with time.perf_counter around each call (or transfer,
-page load, burst of concurrent calls).
+page load, burst of concurrent calls). Each server's CPU time (its process tree's user +
+system) is read around its own turns: CPU per call is steadier than wall time on a shared
+machine, and is budgeted at no more than bare's on every row (issue 12).
 
-By default every request opens a fresh TCP connection (`Connection: close`): the service's
-gunicorn sync workers close every connection anyway, while bare uvicorn with more than one
-worker stalls ~40 ms on each reused connection (its sockets lack TCP_NODELAY), which would
-flatter the service. Row 1k shows what a keep-alive client, such as MlflowClient, sees.
+By default every request opens a fresh TCP connection (`Connection: close`): bare uvicorn
+with more than one worker stalls ~40 ms on each reused connection (its sockets lack
+TCP_NODELAY; gunicorn sets it), which would flatter the service. Rows 1k, 7k and 7wk show
+what keep-alive clients, such as MlflowClient, see.
 
 Workloads: 1 log_metric loop, 2 log_batch of 1,000 metrics, 3 get_run on a big run,
 4 search_runs over many runs, 5 search_experiments with few then many projects in the
 database, 6 artifact upload and download (throughput and the server's peak RSS growth),
-7 concurrent clients logging, 8 the UI's first page load. The GitLab double counts the calls
-the service makes during each workload.
+7 concurrent clients logging (8 and 32 clients, fresh and keep-alive connections), 8 the UI's
+first page load. The GitLab double counts the calls the service makes during each workload.
 
 The Markdown table goes to stdout and into a section of bench/RESULTS.md (one section per
 backend and size, replaced on each run). Both servers are stopped at the end, also on failure,
@@ -1240,7 +1243,7 @@ def report(
         f"{bench.servers.service_model}, MEMBERSHIP_CACHE_TTL=3600, GitLab double, "
         "user Developer). "
         f"Both with {', '.join(f'{k}={v}' for k, v in COMMON_ENV.items())}.",
-        f"- Client: Python requests with {connections} (except row 1k). The servers take "
+        f"- Client: Python requests with {connections} (except rows 1k, 7k, 7wk). The servers take "
         f"turns of {sizes.turn} calls (1 for log_batch, search_runs, transfers and page loads; "
         f"{sizes.bursts} bursts for 7), alternating which goes first.",
         "- Sizes: " + ", ".join(f"{f.name}={getattr(sizes, f.name):,}" for f in fields(Sizes)),
