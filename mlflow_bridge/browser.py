@@ -23,7 +23,7 @@ from django.template.loader import render_to_string
 
 from mlflow_bridge.authentication import carries_token
 from mlflow_bridge.workspaces import describe
-from projects.access import ProjectAccess
+from projects.records import ProjectAccess
 
 UI_INDEX_RULE = "/"
 

@@ -15,7 +15,7 @@ from django.http import JsonResponse
 
 from mlflow_bridge import workspaces
 from mlflow_bridge.routes import table_key
-from projects.access import ProjectAccess
+from projects.records import ProjectAccess
 
 ASSISTANT_CONFIG_RULE = "/3.0/mlflow/assistant/config"
 ASSISTANT_PROVIDERS_RULE = "/3.0/mlflow/assistant/providers"

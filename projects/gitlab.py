@@ -335,3 +335,9 @@ def _json_or_empty(response: requests.Response) -> dict:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def service_client() -> GitLabClient | None:
+    """A client with the service's own GitLab token, or None when none is configured."""
+    token = settings.GITLAB_SERVICE_TOKEN
+    return GitLabClient(token) if token else None

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from projects import access, gitlab
+from projects import gitlab, records
 from projects.models import (
     READ_LEVEL,
     CIJob,
@@ -26,12 +25,6 @@ from projects.models import (
 
 class ServiceTokenMissing(Exception):
     """Refreshing needs GITLAB_SERVICE_TOKEN: the service keeps no user's token."""
-
-
-def service_client() -> gitlab.GitLabClient | None:
-    """A client with the service's own GitLab token, or None when none is configured."""
-    token = settings.GITLAB_SERVICE_TOKEN
-    return gitlab.GitLabClient(token) if token else None
 
 
 @dataclass
@@ -83,7 +76,7 @@ def refresh(
     three (members/all, then the direct and group member lists to name its source). `pace` is
     called before each. Raises ServiceTokenMissing, or GitLab's errors as they come.
     """
-    client = service_client()
+    client = gitlab.service_client()
     if client is None:
         raise ServiceTokenMissing(
             "Set GITLAB_SERVICE_TOKEN to an administrator's GitLab token with read_api to "
@@ -109,11 +102,11 @@ def refresh(
             else:
                 summary.unsure += 1
             continue
-        project = access.remember_project(found)
+        project = records.remember_project(found)
         for membership in by_project[project_id]:
             pace()
             level, source = client.membership(project.id, project.path, membership.user_id)
-            updated = access.remember_membership(membership.user, project, level, source)
+            updated = records.remember_membership(membership.user, project, level, source)
             summary.refreshed += 1
             summary.changed += level != membership.access_level
             progress(updated)
@@ -132,14 +125,6 @@ def orphan(project_id: int) -> int:
     return GitLabProject.objects.filter(id=project_id, orphaned_at__isnull=True).update(
         orphaned_at=timezone.now()
     )
-
-
-def move_project(project_id: int, path: str) -> GitLabProject:
-    """Record a project's new path (renamed or transferred); its rows follow its id."""
-    with transaction.atomic():
-        access.free_path(path, for_id=project_id)
-        project, _ = GitLabProject.objects.update_or_create(id=project_id, defaults={"path": path})
-    return project
 
 
 def prune() -> dict[str, int]:
