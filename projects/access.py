@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from projects import gitlab, jobs
+from projects.metrics import CACHE_LOOKUPS
 from projects.models import GitLabProject, GitLabUser, Membership, TokenFingerprint
 from projects.records import (
     Credential,
@@ -23,7 +24,6 @@ from projects.records import (
     unique,
     within_outage_grace,
 )
-from sharinghub_mlflow.observability import CACHE_LOOKUPS
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,14 @@ def _fetch_access(credential: Credential, path: str) -> ProjectAccess | None:
     project = remember_project(found)
     membership = remember_membership(user, project, found.access_level, found.source)
     return ProjectAccess(project, user, membership.access_level)
+
+
+def is_visible(project_access: ProjectAccess | None) -> bool:
+    """Whether the caller sees the project here (its connect page, its MLflow server): Guest or
+    more in a served project. Anything else answers as a project that does not exist."""
+    return (
+        project_access is not None and project_access.can_read and is_served(project_access.project)
+    )
 
 
 def is_served(project: GitLabProject | gitlab.GitLabProject) -> bool:

@@ -11,7 +11,7 @@ import requests
 from django.conf import settings
 
 from projects import gitlab_health
-from sharinghub_mlflow.observability import GITLAB_CALLS
+from projects.metrics import GITLAB_CALLS
 
 logger = logging.getLogger(__name__)
 
