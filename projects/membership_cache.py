@@ -96,21 +96,36 @@ def refresh(
         pace()
         found = client.project_metadata(project_id)
         if found is None:
-            summary.forgotten += invalidate(Membership.objects.filter(project_id=project_id))
-            if sees_every_project:
-                summary.orphaned += orphan(project_id)
-            else:
-                summary.unsure += 1
+            _forget_project(project_id, sees_every_project, summary)
             continue
         project = records.remember_project(found)
         for membership in by_project[project_id]:
             pace()
-            level, source = client.membership(project.id, project.path, membership.user_id)
-            updated = records.remember_membership(membership.user, project, level, source)
-            summary.refreshed += 1
-            summary.changed += level != membership.access_level
-            progress(updated)
+            progress(_refresh_membership(client, project, membership, summary))
     return summary
+
+
+def _forget_project(project_id: int, sees_every_project: bool, summary: RefreshSummary) -> None:
+    """A project GitLab did not find: its memberships forgotten, itself orphaned if surely gone."""
+    summary.forgotten += invalidate(Membership.objects.filter(project_id=project_id))
+    if sees_every_project:
+        summary.orphaned += orphan(project_id)
+    else:
+        summary.unsure += 1
+
+
+def _refresh_membership(
+    client: gitlab.GitLabClient,
+    project: GitLabProject,
+    membership: Membership,
+    summary: RefreshSummary,
+) -> Membership:
+    """GitLab's answer for one membership, remembered and counted."""
+    level, source = client.membership(project.id, project.path, membership.user_id)
+    updated = records.remember_membership(membership.user, project, level, source)
+    summary.refreshed += 1
+    summary.changed += level != membership.access_level
+    return updated
 
 
 def invalidate(memberships: QuerySet[Membership]) -> int:

@@ -1,10 +1,11 @@
-"""The house's shape: imports point one way.
+"""The house's shape: imports point one way, and functions stay short.
 
 Layers, top to bottom: the site (sharinghub_mlflow: settings, URLs, pages for people,
 observability), then the HTTP edge (mlflow_bridge), then GitLab's truth (projects). A module
 imports its own layer or a lower one, never a higher one, and no two modules import each other,
 even through others or inside a function. mlflow_bridge does not import sharinghub_mlflow at
 all, not even its settings: settings come through django.conf.settings, like any Django app's.
+Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Top first: a module may import from its own layer or any layer after it.
 LAYERS = ("sharinghub_mlflow", "mlflow_bridge", "projects")
+MAX_FUNCTION_LINES = 40
 
 
 def modules_of(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
@@ -109,12 +111,27 @@ def upward_imports(graph: dict[str, set[str]], layers: tuple[str, ...]) -> list[
     )
 
 
+def long_functions(root: Path, packages: tuple[str, ...], limit: int) -> list[str]:
+    """Each function (or method) longer than `limit` lines, from `def` to its last line."""
+    found = []
+    for module, path in modules_of(root, packages).items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{module}.{node.name} ({length} lines)")
+    return sorted(found)
+
+
 class TestTheService:
     def test_it_has_no_import_cycle(self):
         assert cycles(import_graph(ROOT, LAYERS)) == []
 
     def test_it_never_imports_a_higher_layer_from_a_lower_one(self):
         assert upward_imports(import_graph(ROOT, LAYERS), LAYERS) == []
+
+    def test_it_has_no_function_over_the_limit(self):
+        assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
 
 
 def plant(root: Path, files: dict[str, str]) -> Path:
@@ -182,3 +199,9 @@ class TestTheChecker:
         plant(house, {module: text})
 
         assert violation in upward_imports(import_graph(house, FAKE_LAYERS), FAKE_LAYERS)
+
+    def test_it_finds_a_function_over_the_limit(self, house):
+        body = "".join(f"    x{i} = {i}\n" for i in range(40))
+        plant(house, {"edge/rules.py": f"def short():\n    pass\n\n\ndef long():\n{body}"})
+
+        assert long_functions(house, FAKE_LAYERS, 40) == ["edge.rules.long (41 lines)"]
