@@ -25,8 +25,6 @@ from mlflow_bridge.authentication import carries_token
 from mlflow_bridge.workspaces import describe
 from projects.records import ProjectAccess
 
-UI_INDEX_RULE = "/"
-
 
 def asks_for_a_page(request: HttpRequest) -> bool:
     """A browser navigating (address bar, link), as opposed to a script or the UI's own calls."""
@@ -46,7 +44,7 @@ def for_browsers(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
         if isinstance(response, JsonResponse):  # the bridge's own answers, not MLflow's
             return _page_for(request, response) or response
         route = getattr(request, "route", None)
-        if route is not None and route.rule == UI_INDEX_RULE and request.method == "GET":
+        if route is not None and route.banner and request.method == "GET":
             return with_banner(request, response)
         return response
 
