@@ -297,6 +297,19 @@ class TestThrottles:
         with pytest.raises(Throttled):
             throttling.record_failure(self.request_from("10.0.2.1"))
 
+    def test_it_peeks_at_failures_without_counting_the_peek(self):
+        for _ in range(5):
+            assert throttling.FailedAuthenticationsPerAddressThrottle().peek(
+                self.request_from("10.0.2.2")
+            )
+
+        throttling.record_failure(self.request_from("10.0.2.2"))
+        throttling.record_failure(self.request_from("10.0.2.2"))
+        failures = throttling.FailedAuthenticationsPerAddressThrottle()
+
+        assert not failures.peek(self.request_from("10.0.2.2"))
+        assert 0 < failures.wait() <= 60
+
     def test_it_takes_the_address_from_x_forwarded_for_only_behind_declared_proxies(self, settings):
         spoofed = factory.get(URL, REMOTE_ADDR="10.0.3.1", HTTP_X_FORWARDED_FOR="1.2.3.4")
         assert throttling.AddressThrottle().get_ident(spoofed) == "10.0.3.1"
