@@ -1,7 +1,10 @@
 """The bridge's own answers to calls MLflow's UI makes that this server does not pass to MLflow
 (routes.BRIDGE_ANSWERS names them).
 
-- The workspace list and the project's workspace (workspaces.py).
+- The workspace list and the project's workspace. MLflow 3.17's UI lists workspaces and lets
+  the user pick one; under a project there is exactly one, so MLflow's workspace handlers
+  (which see every workspace) are never called. Every other workspace route stays refused
+  (routes.py), and which workspace a request reads is never the client's choice (dispatch.py).
 - The assistant's configuration: MLflow's assistant lives in its FastAPI server only, so the UI
   is told it is not available (`remote_access_allowed: false`, no providers) instead of
   getting a 404 on every page.
@@ -17,9 +20,14 @@ from collections.abc import Callable
 from django.http import JsonResponse
 
 from mlflow_bridge.routes import BridgeAnswer, bridge_answer_for
-from mlflow_bridge.workspaces import describe
 from projects.models import GitLabProject
 from projects.records import ProjectAccess
+
+
+def describe(project: GitLabProject) -> dict:
+    """The project's workspace as MLflow's Workspace message."""
+    return {"name": project.workspace, "description": project.path}
+
 
 # fmt: off
 ANSWERS: dict[BridgeAnswer, Callable[[GitLabProject], dict]] = {
