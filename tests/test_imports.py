@@ -5,7 +5,8 @@ observability), then the HTTP edge (mlflow_bridge), then GitLab's truth (project
 imports its own layer or a lower one, never a higher one, and no two modules import each other,
 even through others or inside a function. mlflow_bridge does not import sharinghub_mlflow at
 all, not even its settings: settings come through django.conf.settings, like any Django app's.
-Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long.
+Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long, and
+the README's "How it works" table gives every module of the service one line.
 """
 
 from __future__ import annotations
@@ -132,6 +133,18 @@ class TestTheService:
 
     def test_it_has_no_function_over_the_limit(self):
         assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
+
+    def test_its_readme_gives_every_module_one_line(self):
+        text = (ROOT / "README.md").read_text()
+        table = text[text.index("| module | what it owns |") :].split("\n\n", 1)[0]
+        listed = [line.split("`")[1] for line in table.splitlines()[2:]]
+        modules = [
+            str(path.relative_to(ROOT))
+            for path in modules_of(ROOT, LAYERS).values()
+            if path.name != "__init__.py" and "migrations" not in path.parts
+        ]
+
+        assert sorted(listed) == sorted(modules)
 
 
 def plant(root: Path, files: dict[str, str]) -> Path:
