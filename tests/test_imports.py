@@ -12,6 +12,9 @@ the README's "How it works" table gives every module of the service one line.
 from __future__ import annotations
 
 import ast
+import re
+import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,25 @@ def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
                 targets.add(name)
         graph[module] = targets - {module}
     return graph
+
+
+def third_party_imports(root: Path, packages: tuple[str, ...]) -> set[str]:
+    """The top-level names of what the packages import from outside themselves and the
+    standard library."""
+    names = set()
+    for module, path in modules_of(root, packages).items():
+        names.update(name.split(".")[0] for name in imported_names(module, path) if name)
+    return {name for name in names if name not in sys.stdlib_module_names} - set(packages)
+
+
+def requirement_names(path: Path) -> set[str]:
+    """The distributions a requirements file pins, by their normalised names."""
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return {_normalised(re.split(r"[=<>\[;~ ]", line)[0]) for line in lines if line}
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -133,6 +155,18 @@ class TestTheService:
 
     def test_it_has_no_function_over_the_limit(self):
         assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
+
+    def test_its_requirements_pin_every_package_it_imports(self):
+        pinned = requirement_names(ROOT / "requirements.txt")
+        distributions = packages_distributions()
+
+        unpinned = [
+            name
+            for name in third_party_imports(ROOT, LAYERS)
+            if not pinned & {_normalised(d) for d in distributions.get(name, [name])}
+        ]
+
+        assert sorted(unpinned) == []
 
     def test_its_readme_gives_every_module_one_line(self):
         text = (ROOT / "README.md").read_text()
