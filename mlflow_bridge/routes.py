@@ -319,6 +319,9 @@ BRIDGE_ANSWERS: dict[str, BridgeAnswer] = {
 }
 # fmt: on
 
+# Where a model version whose source is a run's artifact is read instead (registry.py).
+RUN_ARTIFACT_RULE = "/get-artifact"
+
 # Whole families refused by prefix, any method: what MLflow adds under them stays refused.
 REFUSED_PREFIXES: dict[str, str] = {
     "/3.0/mlflow/gateway/": "the AI gateway and its secrets",

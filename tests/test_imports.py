@@ -5,8 +5,9 @@ observability), then the HTTP edge (mlflow_bridge), then GitLab's truth (project
 imports its own layer or a lower one, never a higher one, and no two modules import each other,
 even through others or inside a function. mlflow_bridge does not import sharinghub_mlflow at
 all, not even its settings: settings come through django.conf.settings, like any Django app's.
-Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long, and
-the README's "How it works" table gives every module of the service one line.
+Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long, no
+module but the route table spells an MLflow route rule, every package the service imports is
+in requirements.txt, and the README's "How it works" table gives every module one line.
 """
 
 from __future__ import annotations
@@ -91,6 +92,26 @@ def _normalised(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# The text of an MLflow route rule: a versioned API path, or one of the unversioned ones.
+RULE_TEXT = re.compile(
+    r"^/(?:api/|ajax-api/)?(?:[23]\.0/?mlflow|[23]\.0/mlflow-artifacts)"
+    r"|^/(?:model-versions/)?get-artifact$|^/(?:graphql|v1/traces|static-files/|build/)"
+)
+
+
+def rule_texts(root: Path, packages: tuple[str, ...], home: str) -> list[str]:
+    """Each string of the packages that spells an MLflow route rule, outside its `home`."""
+    found = []
+    for module, path in modules_of(root, packages).items():
+        if module == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and RULE_TEXT.search(text):
+                found.append(f"{module}:{node.lineno} {text!r}")
+    return found
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The groups of modules that import each other, directly or through others (Tarjan)."""
     index: dict[str, int] = {}
@@ -155,6 +176,9 @@ class TestTheService:
 
     def test_it_has_no_function_over_the_limit(self):
         assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
+
+    def test_it_spells_route_rules_in_the_route_table_only(self):
+        assert rule_texts(ROOT, LAYERS, home="mlflow_bridge.routes") == []
 
     def test_its_requirements_pin_every_package_it_imports(self):
         pinned = requirement_names(ROOT / "requirements.txt")
@@ -246,6 +270,16 @@ class TestTheChecker:
         plant(house, {module: text})
 
         assert violation in upward_imports(import_graph(house, FAKE_LAYERS), FAKE_LAYERS)
+
+    def test_it_finds_a_rule_spelt_outside_the_route_table(self, house):
+        plant(house, {"edge/rules.py": 'RUN = "/2.0/mlflow/runs/create"\n'})
+        plant(
+            house, {"edge/views.py": 'def f(rule):\n    return rule == "/ajax-api/3.0/mlflow/x"\n'}
+        )
+
+        assert rule_texts(house, FAKE_LAYERS, home="edge.rules") == [
+            "edge.views:2 '/ajax-api/3.0/mlflow/x'"
+        ]
 
     def test_it_finds_a_function_over_the_limit(self, house):
         body = "".join(f"    x{i} = {i}\n" for i in range(40))
