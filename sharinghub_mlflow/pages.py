@@ -52,13 +52,13 @@ def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., Http
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
             request.gitlab_user, request.gitlab_credential = authenticated
             return view(request, *args, **kwargs)
-        except (BridgeError, gitlab.GitLabError) as exc:
+        except (BridgeError, gitlab.TokenRejected, gitlab.GitLabUnavailable) as exc:
             return page_for_refusal(request, exc)
 
     return wrapped
 
 
-def page_for_refusal(request: HttpRequest, exc: BridgeError | gitlab.GitLabError) -> HttpResponse:
+def page_for_refusal(request: HttpRequest, exc: Exception) -> HttpResponse:
     """What a person sees for what an API client gets as JSON (errors.as_bridge_error names
     both): GitLab not answering is the 503 page; any other refusal leads to the login page,
     after ending a login GitLab now refuses (an expired session has already been ended)."""
