@@ -35,7 +35,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from gunicorn.http.errors import ParseException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.errors import BridgeError, error_response
 from mlflow_bridge.mlflow_app import flask_app
 
 DROPPED_ENVIRON_KEYS = frozenset(
@@ -212,7 +212,7 @@ def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes])
         with contextlib.suppress(ValueError, AttributeError):
             error_code = str(json.loads(text).get("error_code") or error_code)
     message = "MLflow failed on this request; the details are in the service's log."
-    return JsonResponse({"error_code": error_code, "message": message}, status=status)
+    return error_response(BridgeError(error_code, message, status=status))
 
 
 def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonResponse:
