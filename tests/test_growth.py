@@ -92,7 +92,7 @@ def test_it_makes_as_many_queries_for_a_tracking_call_with_2000_projects(setting
     large = work_of(log_metric)
 
     assert large == small
-    assert small[0] <= 2  # the caller's token, then their membership
+    assert small[0] == 1  # the caller's token and membership, in one query
 
 
 @responses.activate
