@@ -1,16 +1,22 @@
-"""Many clients at once through one gunicorn worker (issue 12): each request binds its own
-project's workspace (a ContextVar per thread) and its own Django connection, so concurrent
-writes to two projects never mix, and none is lost, on SQLite as on PostgreSQL."""
+"""Many clients at once through one gunicorn worker and its threads (issue 12): each request
+binds its own project's workspace (a ContextVar per thread) and its own Django connection, so
+concurrent writes to two projects never mix, and none is lost, on SQLite as on PostgreSQL; and
+a request in flight when the server is told to stop still finishes."""
 
 from __future__ import annotations
 
 import re
+import signal
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
+import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from tests.api import Api
 from tests.conftest import start_live_server
 
 CLIENTS = 32
@@ -83,3 +89,38 @@ def test_it_serves_32_concurrent_clients_of_two_projects_from_one_worker(
         other = by_project[1 - p]
         with pytest.raises(MlflowException):
             other.get_run(run_ids[p])
+
+
+CHUNK = b"x" * 65536
+
+
+def test_it_finishes_an_upload_in_flight_when_told_to_stop(tmp_path, gitlab):
+    server, process = start_live_server(tmp_path, gitlab.url, workers=1)
+    uploader = gitlab.add_user("late-uploader")
+    project = gitlab.add_project("crowd/team/stopping")
+    project.direct[uploader.id] = 30
+    api = Api(server.tracking_uri(project.path), uploader.token)
+    experiment_id = api.ok("POST", "api/2.0/mlflow/experiments/create", json={"name": "s"})
+    run = api.ok("POST", "api/2.0/mlflow/runs/create", json=experiment_id)["run"]["info"]
+    path = f"{experiment_id['experiment_id']}/{run['run_id']}/artifacts/late.bin"
+    sending = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield CHUNK
+        sending.set()
+        time.sleep(3)  # SIGTERM arrives meanwhile
+        yield from [CHUNK] * 15
+
+    answers: list[requests.Response] = []
+    upload = threading.Thread(target=lambda: answers.append(
+        api.call("PUT", f"api/2.0/mlflow-artifacts/artifacts/{path}", data=body())))  # fmt: skip
+    upload.start()
+    assert sending.wait(30)
+    time.sleep(1)  # the worker has the request
+    process.send_signal(signal.SIGTERM)
+    upload.join(60)
+
+    assert answers[0].status_code == 200, answers[0].text[:500]
+    assert process.wait(timeout=60) == 0
+    stored = list(server.data_dir.rglob("late.bin"))
+    assert [file.stat().st_size for file in stored] == [16 * len(CHUNK)]
