@@ -461,6 +461,23 @@ class TestExceptionHandler:
     def test_it_leaves_a_genuine_bug_to_django(self):
         assert errors.exception_handler(KeyError("bug"), {}) is None
 
+    def test_it_answers_a_genuine_bug_in_mlflows_json_shape_without_its_text(
+        self, client, monkeypatch
+    ):
+        def bug(*args, **kwargs):
+            raise KeyError("secret internals")
+
+        monkeypatch.setattr(access, "credential_for", bug)
+        client.raise_request_exception = False
+
+        answer = client.get(URL, **bearer(DAVE))
+
+        assert answer.status_code == 500
+        assert answer.json() == {
+            "error_code": "INTERNAL_ERROR",
+            "message": "Internal error; it has been logged.",
+        }
+
 
 class TestWhatTheViewAdds:
     def test_it_adds_no_allow_or_vary_header_to_mlflows_answer(self, client):
