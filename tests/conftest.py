@@ -65,6 +65,15 @@ def make_cast(
     return Cast(project=project, other_project=other_project, **users)
 
 
+@pytest.fixture(autouse=True)
+def closed_gitlab_breaker():
+    """Each test starts with the in-process circuit breaker closed: earlier tests' timeouts
+    must not make GitLab look slow to it (projects/gitlab.py)."""
+    from projects import gitlab
+
+    gitlab.breaker.record_answer()
+
+
 @pytest.fixture(scope="session")
 def gitlab() -> GitLabDouble:
     double = GitLabDouble().start()
