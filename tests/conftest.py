@@ -87,6 +87,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def gunicorn_workers(master: int) -> set[int]:
+    """The process ids of a gunicorn master's workers (Linux: its children)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
 @dataclass
 class LiveServer:
     url: str

@@ -20,7 +20,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import _free_port, start_live_server
+from tests.conftest import _free_port, gunicorn_workers, start_live_server
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 WRITERS = 3
@@ -87,11 +87,6 @@ def server_on_postgres(tmp_path_factory, gitlab, own_postgres):
     process.wait(timeout=30)
 
 
-def worker_pids(master: int) -> set[int]:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return {int(pid) for pid in children}
-
-
 class Writer(threading.Thread):
     """A stock MlflowClient logging one metric step after another, keeping the steps it was
     told were stored."""
@@ -145,7 +140,7 @@ def test_it_answers_503_while_postgres_is_down_and_loses_nothing_once_it_is_back
     client = MlflowClient(uri)
     experiment = client.create_experiment("through-a-database-restart")
     runs = [client.create_run(experiment).info.run_id for _ in range(WRITERS)]
-    workers_before = worker_pids(process.pid)
+    workers_before = gunicorn_workers(process.pid)
     api = Api(uri, cast.dave.token)
     stop = threading.Event()
     writers = [Writer(uri, run_id, stop) for run_id in runs]
@@ -178,7 +173,7 @@ def test_it_answers_503_while_postgres_is_down_and_loses_nothing_once_it_is_back
         assert "psycopg" not in answer.text and "SQL" not in answer.text
     assert readiness.status_code == 503
     assert [answer.status_code for answer in after] == [200] * 4
-    assert worker_pids(process.pid) == workers_before  # no worker was restarted
+    assert gunicorn_workers(process.pid) == workers_before  # no worker was restarted
     for writer in writers:
         history = {metric.step for metric in client.get_metric_history(writer.run_id, "loss")}
         assert set(writer.stored) <= history

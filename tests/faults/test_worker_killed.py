@@ -18,7 +18,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import start_live_server
+from tests.conftest import gunicorn_workers, start_live_server
 
 CHUNK = 64 * 1024
 SIZE = 64 * CHUNK  # 4 MiB
@@ -31,11 +31,6 @@ def server_with_workers(tmp_path_factory, gitlab):
     yield server, process
     process.terminate()
     process.wait(timeout=30)
-
-
-def worker_pids(master: int) -> set[int]:
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return {int(pid) for pid in children}
 
 
 class StalledBody:
@@ -84,7 +79,7 @@ def test_it_replaces_a_killed_worker_and_never_shows_its_half_upload(
     (tmp_path / "model.bin").write_bytes(b"1" * SIZE)
     client.log_artifact(run.run_id, str(tmp_path / "model.bin"))  # the version to keep
     experiment_path = f"api/2.0/mlflow-artifacts/artifacts/{run.experiment_id}/{run.run_id}"
-    workers_before = worker_pids(process.pid)
+    workers_before = gunicorn_workers(process.pid)
 
     outcomes = {}
     release = threading.Event()
@@ -105,14 +100,14 @@ def test_it_replaces_a_killed_worker_and_never_shows_its_half_upload(
     os.kill(killed, signal.SIGKILL)
     release.set()
     uploading.join(timeout=60)
-    while len(worker_pids(process.pid) - {killed}) < 2:
+    while len(gunicorn_workers(process.pid) - {killed}) < 2:
         time.sleep(0.1)
     listed = api.get("artifacts/list", run_id=run.run_id).json()["files"]
     kept = client.download_artifacts(run.run_id, "model.bin", str(tmp_path / "kept"))
 
     assert meanwhile.status_code == 200
     assert isinstance(outcomes["upload"], requests.ConnectionError)
-    assert killed not in worker_pids(process.pid)
+    assert killed not in gunicorn_workers(process.pid)
     assert [(f["path"], int(f["file_size"])) for f in listed] == [("model.bin", SIZE)]
     assert Path(kept).read_bytes() == b"1" * SIZE  # the complete earlier version, not half
     assert STAGING_PREFIX not in str(listed)
