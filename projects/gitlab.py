@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -101,7 +102,11 @@ def session() -> requests.Session:
     own rather than share its parent's sockets."""
     global _session
     if _session is None or _session[0] != os.getpid():
-        _session = (os.getpid(), requests.Session())
+        shared = requests.Session()
+        # One session serves every user's token: it must carry no cookie from one call to the
+        # next (GitLab's API also authenticates by its session cookie).
+        shared.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        _session = (os.getpid(), shared)
     return _session[1]
 
 

@@ -143,6 +143,16 @@ class TestTheSendPath:
         assert gitlab.session() is gitlab.session()
 
     @responses.activate
+    def test_it_never_sends_one_callers_cookie_with_anothers_call(self):
+        responses.get(f"{BASE}/api/v4/user", json={"id": 1, "username": "alice"},
+                      headers={"Set-Cookie": "_gitlab_session=alices; Path=/"})  # fmt: skip
+
+        client().current_user()
+        gitlab.GitLabClient("glpat-other", base_url=BASE, timeout=5).current_user()
+
+        assert "Cookie" not in responses.calls[1].request.headers
+
+    @responses.activate
     @pytest.mark.parametrize("status", [429, 502, 503])
     def test_it_asks_again_after_a_passing_failure_waiting_as_told(self, status, monkeypatch):
         waits = []
