@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -70,13 +69,13 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         with self._lock:
             self._failures += 1
-            opens = self._failures >= settings.GITLAB_BREAKER_FAILURES
-            if opens:
+            failures = self._failures
+            if failures >= settings.GITLAB_BREAKER_FAILURES:
                 self._open_until = time.monotonic() + settings.GITLAB_COOL_OFF
-        if opens:
+        if failures >= settings.GITLAB_BREAKER_FAILURES:
             logger.warning(
                 "GitLab failed %d calls in a row: not asking it for %ss (GITLAB_COOL_OFF)",
-                self._failures,
+                failures,
                 settings.GITLAB_COOL_OFF,
             )
 
@@ -116,19 +115,20 @@ def send(method: str, url: str, *, timeout: float | None = None, **kwargs) -> re
     not asked (breaker open) or still answers 429/5xx; returns any other answer."""
     base_url = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     breaker.check(base_url)
-    for attempt in itertools.count():
+    retries = RETRIES if method == "GET" else 0
+    while True:
         response = _attempt(method, url, base_url, timeout or settings.GITLAB_TIMEOUT, **kwargs)
         status = response.status_code
         if status != 429 and status < 500:
             gitlab_health.record_answer()
             return response
         gitlab_health.record_failure()
-        wait = _retry_wait(response) if method == "GET" and attempt < RETRIES else None
-        if wait is None or status not in RETRIED_STATUSES:
+        wait = _retry_wait(response) if retries and status in RETRIED_STATUSES else None
+        if wait is None:
             logger.warning("GitLab answered %s for %s", status, urlsplit(url).path)
             raise GitLabUnavailable(f"GitLab answered {status}", reason=f"answers {status}")
+        retries -= 1
         time.sleep(wait)
-    raise AssertionError("unreachable")  # itertools.count() never ends
 
 
 def _attempt(method: str, url: str, base_url: str, timeout: float, **kwargs) -> requests.Response:
