@@ -1,42 +1,51 @@
-"""What each project holds in MLflow, for the portal: one grouped query per kind of object.
-
-Counts of active experiments, active runs and registered models (prompts excluded), and the
-last time any of them changed, read straight from MLflow's database by workspace.
+"""Counts and last change per workspace, read straight from MLflow's database: one grouped
+query per kind of object (active experiments, runs and logged models, traces, registered
+models with prompts left out). The portal shows them; usage.py adds artifact sizes and stores
+them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 
 from mlflow_bridge.mlflow_app import flask_app
 
-# Each returns (workspace, count, last change in epoch milliseconds) for the given workspaces.
-EXPERIMENTS = text(
-    "SELECT workspace, COUNT(*), MAX(last_update_time) FROM experiments "
-    "WHERE lifecycle_stage = 'active' AND workspace IN :workspaces GROUP BY workspace"
-).bindparams(bindparam("workspaces", expanding=True))
-RUNS = text(
-    "SELECT e.workspace, COUNT(*), MAX(COALESCE(r.end_time, r.start_time)) FROM runs r "
+# Each: (workspace, count, last change in epoch milliseconds) per workspace. `{among}` keeps
+# the workspaces asked for ("IN :workspaces"), or every one ("IS NOT NULL": a workspace always is).
+TRACKING_COUNTS = {
+    "experiments": "SELECT e.workspace, COUNT(*), MAX(e.last_update_time) FROM experiments e "
+    "WHERE e.lifecycle_stage = 'active' AND e.workspace {among} GROUP BY e.workspace",
+    "runs": "SELECT e.workspace, COUNT(*), MAX(COALESCE(r.end_time, r.start_time)) FROM runs r "
     "JOIN experiments e ON e.experiment_id = r.experiment_id "
-    "WHERE r.lifecycle_stage = 'active' AND e.workspace IN :workspaces GROUP BY e.workspace"
-).bindparams(bindparam("workspaces", expanding=True))
-MODELS = text(
-    "SELECT m.workspace, COUNT(*), MAX(m.last_updated_time) FROM registered_models m "
-    "WHERE m.workspace IN :workspaces AND NOT EXISTS (SELECT 1 FROM registered_model_tags t "
-    "WHERE t.workspace = m.workspace AND t.name = m.name AND t.key = :prompt_tag) "
-    "GROUP BY m.workspace"
-).bindparams(bindparam("workspaces", expanding=True))
+    "WHERE r.lifecycle_stage = 'active' AND e.workspace {among} GROUP BY e.workspace",
+    "logged_models": "SELECT e.workspace, COUNT(*), MAX(m.last_updated_timestamp_ms) "
+    "FROM logged_models m JOIN experiments e ON e.experiment_id = m.experiment_id "
+    "WHERE m.lifecycle_stage = 'active' AND e.workspace {among} GROUP BY e.workspace",
+    "traces": "SELECT e.workspace, COUNT(*), MAX(t.timestamp_ms) FROM trace_info t "
+    "JOIN experiments e ON e.experiment_id = t.experiment_id WHERE e.workspace {among} "
+    "GROUP BY e.workspace",
+}
+REGISTRY_COUNTS = {
+    "registered_models": "SELECT m.workspace, COUNT(*), MAX(m.last_updated_time) "
+    "FROM registered_models m WHERE m.workspace {among} AND NOT EXISTS (SELECT 1 FROM "
+    "registered_model_tags t WHERE t.workspace = m.workspace AND t.name = m.name "
+    "AND t.key = :prompt_tag) GROUP BY m.workspace",
+}
 
 
 @dataclass
 class Activity:
     experiments: int = 0
     runs: int = 0
-    models: int = 0
+    registered_models: int = 0
+    logged_models: int = 0
+    traces: int = 0
     last_activity: datetime | None = None
 
     def saw(self, milliseconds: int | None) -> None:
@@ -45,25 +54,37 @@ class Activity:
             self.last_activity = max(self.last_activity or seen, seen)
 
 
-def activity_of(workspaces: list[str]) -> dict[str, Activity]:
-    """Activity of the given workspaces that have any MLflow data (others are left out)."""
-    if not workspaces:
+Figures = TypeVar("Figures", bound=Activity)
+
+
+def _query(sql: str, selected: bool) -> TextClause:
+    if not selected:
+        return text(sql.format(among="IS NOT NULL"))
+    query = text(sql.format(among="IN :workspaces"))
+    return query.bindparams(bindparam("workspaces", expanding=True))
+
+
+def activity_of(
+    workspaces: list[str] | None = None, make: Callable[[], Figures] = Activity
+) -> dict[str, Figures]:
+    """The figures of the given workspaces (of every one when None) that have any MLflow data;
+    others are left out. `make` builds each workspace's figures (an Activity or a subclass)."""
+    if workspaces is not None and not workspaces:
         return {}
     flask_app()
     from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
 
-    found: dict[str, Activity] = {}
-    tracking = _get_tracking_store().engine
-    registry = _get_model_registry_store().engine
-    for engine, query, field, parameters in [
-        (tracking, EXPERIMENTS, "experiments", {}),
-        (tracking, RUNS, "runs", {}),
-        (registry, MODELS, "models", {"prompt_tag": IS_PROMPT_TAG_KEY}),
+    found: dict[str, Figures] = {}
+    parameters = {"workspaces": workspaces, "prompt_tag": IS_PROMPT_TAG_KEY}
+    for store, counts in [
+        (_get_tracking_store(), TRACKING_COUNTS),
+        (_get_model_registry_store(), REGISTRY_COUNTS),
     ]:
-        with engine.connect() as connection:
-            rows = connection.execute(query, {"workspaces": workspaces, **parameters})
-            for workspace, count, last_change in rows:
-                activity = found.setdefault(workspace, Activity())
-                setattr(activity, field, count)
-                activity.saw(last_change)
+        with store.engine.connect() as connection:
+            for field, sql in counts.items():
+                rows = connection.execute(_query(sql, workspaces is not None), parameters)
+                for workspace, count, last_change in rows:
+                    figures = found.setdefault(workspace, make())
+                    setattr(figures, field, count)
+                    figures.saw(last_change)
     return found

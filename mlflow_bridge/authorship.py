@@ -23,8 +23,6 @@ from mlflow_bridge.errors import BridgeError
 from mlflow_bridge.routes import Route
 
 USER_TAG = "mlflow.user"
-RUN_CREATE_RULES = frozenset({"/2.0/mlflow/runs/create", "/2.0/mlflow/runs/create-promptlab-run"})
-RUN_DELETE_TAG_RULE = "/2.0/mlflow/runs/delete-tag"
 # Mappings that hold tags: `tags` everywhere, and a trace's metadata (the client records
 # mlflow.user there too).
 TAG_MAPPINGS = ("tags", "trace_metadata", "request_metadata")
@@ -56,14 +54,14 @@ def stamp(
     """The body and document to send on, every author in them being `username`."""
     if not route.action.writes or not document:
         return body, document
-    if route.rule == RUN_DELETE_TAG_RULE and document.get("key") == USER_TAG:
+    if route.keeps_user_tag and document.get("key") == USER_TAG:
         raise BridgeError(
             "INVALID_PARAMETER_VALUE",
             f"Tag {USER_TAG!r} records who created the run (set by the server): "
             "it cannot be deleted.",
         )
     stamped = _stamped(document, username)
-    if route.rule in RUN_CREATE_RULES:
+    if route.run_author:
         stamped["user_id"] = username
         tags = stamped.get("tags") if isinstance(stamped.get("tags"), list) else []
         if not any(isinstance(tag, dict) and tag.get("key") == USER_TAG for tag in tags):

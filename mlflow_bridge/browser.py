@@ -4,7 +4,7 @@
 - A 404 is the HTML 404 page: the same for a project that does not exist and for one the
   user is not a member of, as the JSON answer is.
 - MLflow's UI (its index.html) gets SharingHub's banner, and a script that keeps the UI on the
-  project's workspace (see workspaces.py) whatever a stale URL or localStorage says.
+  project's workspace (see ui_answers.py) whatever a stale URL or localStorage says.
 
 API clients (anything not asking for HTML, or sending a token) get the bridge's JSON as is.
 """
@@ -22,10 +22,8 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 
 from mlflow_bridge.authentication import carries_token
-from mlflow_bridge.workspaces import describe
-from projects.access import ProjectAccess
-
-UI_INDEX_RULE = "/"
+from mlflow_bridge.ui_answers import describe
+from projects.records import ProjectAccess
 
 
 def asks_for_a_page(request: HttpRequest) -> bool:
@@ -46,7 +44,7 @@ def for_browsers(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
         if isinstance(response, JsonResponse):  # the bridge's own answers, not MLflow's
             return _page_for(request, response) or response
         route = getattr(request, "route", None)
-        if route is not None and route.rule == UI_INDEX_RULE and request.method == "GET":
+        if route is not None and route.banner and request.method == "GET":
             return with_banner(request, response)
         return response
 

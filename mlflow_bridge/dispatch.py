@@ -216,7 +216,7 @@ def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes])
         # the same failure in Django's database.
         return error_response(database_unavailable())
     message = "MLflow failed on this request; the details are in the service's log."
-    return JsonResponse({"error_code": error_code, "message": message}, status=status)
+    return error_response(BridgeError(error_code, message, status=status))
 
 
 def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonResponse:

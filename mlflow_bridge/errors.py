@@ -176,6 +176,8 @@ def exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
 
 
 def error_response(error: BridgeError) -> JsonResponse:
+    """The one writer of MLflow's error shape in Django; gunicorn's own refusals, before
+    Django, are written by workers.json_error."""
     response = JsonResponse(
         {"error_code": error.error_code, "message": error.message}, status=error.status
     )
@@ -186,7 +188,6 @@ def error_response(error: BridgeError) -> JsonResponse:
 
 def server_error(request, *args, **kwargs) -> JsonResponse:
     """Django's handler500: even an unexpected failure answers in MLflow's JSON shape."""
-    return JsonResponse(
-        {"error_code": "INTERNAL_ERROR", "message": "Internal error; it has been logged."},
-        status=500,
+    return error_response(
+        BridgeError("INTERNAL_ERROR", "Internal error; it has been logged.", status=500)
     )

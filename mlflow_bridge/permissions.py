@@ -17,25 +17,15 @@ from mlflow_bridge.routes import Action, Route
 from projects import access
 
 
-class IsProjectMember(BasePermission):
-    """Allows access only to users with at least Guest level in the project."""
+class IsVisibleProject(BasePermission):
+    """Allows access only to users with at least Guest level in a served project (one carrying
+    every GITLAB_MANDATORY_TOPICS topic): access.is_visible, as the connect page asks it."""
 
     code = "RESOURCE_DOES_NOT_EXIST"
     message = not_found().message
 
     def has_permission(self, request, view) -> bool:
-        project_access = request.project_access
-        return project_access is not None and project_access.can_read
-
-
-class IsServedProject(BasePermission):
-    """Allows access only to projects carrying every GITLAB_MANDATORY_TOPICS topic."""
-
-    code = "RESOURCE_DOES_NOT_EXIST"
-    message = not_found().message
-
-    def has_permission(self, request, view) -> bool:
-        return access.is_served(request.project_access.project)
+        return access.is_visible(request.project_access)
 
 
 class IsServedRoute(BasePermission):
@@ -86,7 +76,7 @@ class IsProjectNotArchived(BasePermission):
 
 # Checked as soon as the project is known, before the route is: a non-member learns nothing
 # from which routes exist.
-PROJECT_PERMISSIONS: tuple[type[BasePermission], ...] = (IsProjectMember, IsServedProject)
+PROJECT_PERMISSIONS: tuple[type[BasePermission], ...] = (IsVisibleProject,)
 READ_PERMISSIONS = PROJECT_PERMISSIONS + (IsServedRoute,)
 WRITE_PERMISSIONS = READ_PERMISSIONS + (CanWriteProject, IsProjectNotArchived)
 

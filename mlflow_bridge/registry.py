@@ -17,9 +17,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
 from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.routes import RUN_ARTIFACT_RULE
 
 MAX_HOPS = 10
-RUN_ARTIFACT_PATH = "/get-artifact"
 
 
 def _next_version(registry, uri: str) -> tuple[str, str] | None:
@@ -68,7 +68,7 @@ def follow_source(path_info: str, query_string: str, workspace: str) -> tuple[st
     parts = urlsplit(uri or "")
     if parts.scheme == "runs":
         run_id, _, below = (parts.netloc + parts.path).strip("/").partition("/")
-        return RUN_ARTIFACT_PATH, {"run_id": run_id, "path": posixpath.join(below, path)}
+        return RUN_ARTIFACT_RULE, {"run_id": run_id, "path": posixpath.join(below, path)}
     if (name, version) == (fields["name"], fields["version"]):
         return path_info, None
     return path_info, {**fields, "name": name, "version": version}

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from mlflow_bridge.errors import BridgeError
 from mlflow_bridge.routes import Route
-from projects.access import ProjectAccess
+from projects.records import ProjectAccess
 
 DEFAULT_EXPERIMENT = "0"
 EXPERIMENT_FIELDS = ("experiment_id", "experiment_ids")

@@ -11,7 +11,10 @@ carry `feature` (what a refusal names), `required` (body fields MLflow assumes),
 (an artifact streamed unread rather than a JSON body checked) or `body=OTLP` (spans, read
 within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
 ids, checked and rewritten like body fields), `follows_source` (a model version read where
-its models:/ source chain ends) or `tags_job` (CI provenance).
+its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
+creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted) or `banner` (the UI's
+page, which gets SharingHub's banner). BRIDGE_ANSWERS lists the UI's reads the bridge answers
+itself. No other module matches a rule by its text: each reads these columns.
 """
 
 from __future__ import annotations
@@ -78,6 +81,12 @@ class Route:
     # The version named is read at the end of its models:/<name>/<version> source chain
     # (registry.follow_source): MLflow's server cannot follow one.
     follows_source: bool = False
+    # The run's author is the caller, whatever the body says (authorship.stamp).
+    run_author: bool = False
+    # The tag naming a run's author (mlflow.user) may not be deleted (authorship.stamp).
+    keeps_user_tag: bool = False
+    # MLflow's UI page: SharingHub's banner is added to it (browser.with_banner).
+    banner: bool = False
 
 
 NAME = ("name",)
@@ -90,7 +99,7 @@ OTLP_HEADERS = (
 # fmt: off
 ROUTES: list[Route] = [
     # --- UI, static files, server status -------------------------------------------------------
-    Route("GET",    "/",                                                   READ),
+    Route("GET",    "/",                                                   READ, banner=True),
     Route("GET",    "/static-files/<path:path>",                           READ),
     Route("GET",    "/build/<path:filename>",                              READ),
     Route("GET",    "/health",                                             READ),
@@ -114,10 +123,10 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow/experiments/set-experiment-tag",          UPDATE),
     Route("POST",   "/2.0/mlflow/experiments/update",                      UPDATE, ("new_name",)),
     # --- Runs and metrics ----------------------------------------------------------------------
-    Route("POST",   "/2.0/mlflow/runs/create",                             CREATE, tags_job=True),
-    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE),
+    Route("POST",   "/2.0/mlflow/runs/create",                             CREATE, tags_job=True, run_author=True),
+    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE, run_author=True),
     Route("POST",   "/2.0/mlflow/runs/delete",                             DELETE),
-    Route("POST",   "/2.0/mlflow/runs/delete-tag",                         UPDATE),
+    Route("POST",   "/2.0/mlflow/runs/delete-tag",                         UPDATE, keeps_user_tag=True),
     Route("GET",    "/2.0/mlflow/runs/get",                                READ),
     Route("POST",   "/2.0/mlflow/runs/log-batch",                          UPDATE),
     Route("POST",   "/2.0/mlflow/runs/log-inputs",                         UPDATE),
@@ -288,6 +297,31 @@ ROUTES: list[Route] = [
 ]
 # fmt: on
 
+
+class BridgeAnswer(enum.Enum):
+    """A read of MLflow's UI that the bridge answers itself (ui_answers.py)."""
+
+    WORKSPACE_LIST = "workspace list"
+    WORKSPACE = "workspace"
+    ASSISTANT_CONFIG = "assistant config"
+    ASSISTANT_PROVIDERS = "assistant providers"
+
+
+# GET (or HEAD) of these is answered before MLflow's routes are matched: MLflow's workspace
+# handlers see every workspace, and its assistant lives in its FastAPI server only.
+# `<workspace>` is the project's own workspace; any other stays refused by the table.
+# fmt: off
+BRIDGE_ANSWERS: dict[str, BridgeAnswer] = {
+    "/3.0/mlflow/workspaces":                  BridgeAnswer.WORKSPACE_LIST,
+    "/3.0/mlflow/workspaces/<workspace>":      BridgeAnswer.WORKSPACE,
+    "/3.0/mlflow/assistant/config":            BridgeAnswer.ASSISTANT_CONFIG,
+    "/3.0/mlflow/assistant/providers":         BridgeAnswer.ASSISTANT_PROVIDERS,
+}
+# fmt: on
+
+# Where a model version whose source is a run's artifact is read instead (registry.py).
+RUN_ARTIFACT_RULE = "/get-artifact"
+
 # Whole families refused by prefix, any method: what MLflow adds under them stays refused.
 REFUSED_PREFIXES: dict[str, str] = {
     "/3.0/mlflow/gateway/": "the AI gateway and its secrets",
@@ -330,3 +364,14 @@ def uncovered_routes(
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
         if route_for(rule, method, table) is None
     ]
+
+
+def bridge_answer_for(method: str, rest: str, workspace: str) -> BridgeAnswer | None:
+    """Which of BRIDGE_ANSWERS a request to `rest` in `workspace` is, or None."""
+    if method not in ("GET", "HEAD"):
+        return None
+    key = table_key(rest)
+    parent, _, last = key.rpartition("/")
+    if last == workspace:
+        key = f"{parent}/<workspace>"
+    return BRIDGE_ANSWERS.get(key)

@@ -128,52 +128,63 @@ class SharingHubImport:
     def plan(self) -> Plan:
         tracking, registry = _models()
         plan = Plan()
-        paths: dict[int, str] = {}
         with Session(self.source) as session:
-            for experiment in session.query(tracking.SqlExperiment).order_by(
-                tracking.SqlExperiment.experiment_id
-            ):
-                tags = {t.key: t.value for t in session.query(tracking.SqlExperimentTag).filter_by(
-                    experiment_id=experiment.experiment_id)}  # fmt: skip
-                match = SUFFIX.match(experiment.name)
-                if match is None:
-                    plan.unmapped.append(
-                        f"experiment {experiment.experiment_id} {experiment.name!r}: "
-                        "no ' (<project id>)' suffix"
-                    )
-                    continue
-                project_id, path = int(match["id"]), tags.get(PROJECT_TAG, "")
-                if path:
-                    paths[project_id] = path
-                runs = session.query(tracking.SqlRun).filter_by(
-                    experiment_id=experiment.experiment_id).count()  # fmt: skip
-                plan.experiments.append(ExperimentMove(
-                    experiment.experiment_id, experiment.name, project_id, path,
-                    match["name"], runs))  # fmt: skip
-                self._note_not_moved(session, experiment, plan)
+            paths = self._plan_experiments(session, tracking, plan)
             ids_by_path = {path: project_id for project_id, path in paths.items()}
-            for model in session.query(registry.SqlRegisteredModel).order_by(
-                registry.SqlRegisteredModel.name
-            ):
-                tags = {t.key: t.value for t in session.query(registry.SqlRegisteredModelTag)
-                        .filter_by(name=model.name, workspace=model.workspace)}  # fmt: skip
-                prompt = tags.get("mlflow.prompt.is_prompt") == "true"
-                kind = "prompt" if prompt else "registered model"
-                match = SUFFIX.match(model.name)
-                if match is not None:
-                    project_id, name = int(match["id"]), match["name"]
-                elif tags.get(PROJECT_TAG) in ids_by_path:
-                    project_id, name = ids_by_path[tags[PROJECT_TAG]], model.name
-                else:
-                    plan.unmapped.append(
-                        f"{kind} {model.name!r}: no ' (<project id>)' suffix, and no "
-                        f"'{PROJECT_TAG}' tag naming a project of an imported experiment"
-                    )
-                    continue
-                versions = session.query(registry.SqlModelVersion).filter_by(
-                    name=model.name, workspace=model.workspace).count()  # fmt: skip
-                plan.models.append(ModelMove(model.name, project_id, name, versions, prompt))
+            self._plan_models(session, registry, ids_by_path, plan)
         return plan
+
+    def _plan_experiments(self, session: Session, tracking, plan: Plan) -> dict[int, str]:
+        """Each experiment's move into its project; the project paths its tags name, by id."""
+        paths: dict[int, str] = {}
+        for experiment in session.query(tracking.SqlExperiment).order_by(
+            tracking.SqlExperiment.experiment_id
+        ):
+            tags = {t.key: t.value for t in session.query(tracking.SqlExperimentTag).filter_by(
+                experiment_id=experiment.experiment_id)}  # fmt: skip
+            match = SUFFIX.match(experiment.name)
+            if match is None:
+                plan.unmapped.append(
+                    f"experiment {experiment.experiment_id} {experiment.name!r}: "
+                    "no ' (<project id>)' suffix"
+                )
+                continue
+            project_id, path = int(match["id"]), tags.get(PROJECT_TAG, "")
+            if path:
+                paths[project_id] = path
+            runs = session.query(tracking.SqlRun).filter_by(
+                experiment_id=experiment.experiment_id).count()  # fmt: skip
+            plan.experiments.append(ExperimentMove(
+                experiment.experiment_id, experiment.name, project_id, path,
+                match["name"], runs))  # fmt: skip
+            self._note_not_moved(session, experiment, plan)
+        return paths
+
+    def _plan_models(
+        self, session: Session, registry, ids_by_path: dict[str, int], plan: Plan
+    ) -> None:
+        """Each registered model's (or prompt's) move, by its suffix or its project tag."""
+        for model in session.query(registry.SqlRegisteredModel).order_by(
+            registry.SqlRegisteredModel.name
+        ):
+            tags = {t.key: t.value for t in session.query(registry.SqlRegisteredModelTag)
+                    .filter_by(name=model.name, workspace=model.workspace)}  # fmt: skip
+            prompt = tags.get("mlflow.prompt.is_prompt") == "true"
+            kind = "prompt" if prompt else "registered model"
+            match = SUFFIX.match(model.name)
+            if match is not None:
+                project_id, name = int(match["id"]), match["name"]
+            elif tags.get(PROJECT_TAG) in ids_by_path:
+                project_id, name = ids_by_path[tags[PROJECT_TAG]], model.name
+            else:
+                plan.unmapped.append(
+                    f"{kind} {model.name!r}: no ' (<project id>)' suffix, and no "
+                    f"'{PROJECT_TAG}' tag naming a project of an imported experiment"
+                )
+                continue
+            versions = session.query(registry.SqlModelVersion).filter_by(
+                name=model.name, workspace=model.workspace).count()  # fmt: skip
+            plan.models.append(ModelMove(model.name, project_id, name, versions, prompt))
 
     def _note_not_moved(self, session: Session, experiment, plan: Plan) -> None:
         for table in ("datasets", "logged_models", "trace_info"):

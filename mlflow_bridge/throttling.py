@@ -29,10 +29,25 @@ from rest_framework.throttling import SimpleRateThrottle
 
 
 class RateThrottle(SimpleRateThrottle):
-    """A SimpleRateThrottle whose rate is read when it is made (settings may change in tests)."""
+    """A SimpleRateThrottle whose rate is read when it is made (settings may change in tests),
+    and which can peek: answer as allow_request would, without counting the request."""
+
+    recording = True
 
     def get_rate(self) -> str | None:
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def throttle_success(self) -> bool:
+        return super().throttle_success() if self.recording else True
+
+    def peek(self, request: Request, view: object = None) -> bool:
+        """Whether allow_request would let the request through, without counting it: DRF's
+        own bookkeeping (key, history, now, duration, and so wait()), minus the recording."""
+        self.recording = False
+        try:
+            return self.allow_request(request, view)
+        finally:
+            self.recording = True
 
     def cache_key_for(self, ident: object) -> str:
         return self.cache_format % {"scope": self.scope, "ident": ident}
@@ -73,18 +88,10 @@ class GitLabLookupsThrottle(RateThrottle):
 
 
 class FailedAuthenticationsPerAddressThrottle(AddressThrottle):
-    """Limits the failed authentications of one address; counts only failures."""
+    """Limits the failed authentications of one address; counts only failures (record_failure),
+    and is peeked at before an unknown credential is looked up."""
 
     scope = "failed_authentications_per_address"
-
-    def is_exhausted(self, request: Request) -> bool:
-        """Whether the address has no failure left, without counting this request."""
-        if self.rate is None:
-            return False
-        self.key = self.get_cache_key(request, None)
-        self.now = self.timer()
-        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
-        return len(self.history) >= self.num_requests
 
 
 class PrincipalRateThrottle(RateThrottle):
@@ -106,7 +113,7 @@ def refuse(throttle: RateThrottle, why: str) -> Throttled:
 def check_lookup(request: Request) -> None:
     """Before GitLab is asked about an unknown credential: 429 past any limit."""
     failures = FailedAuthenticationsPerAddressThrottle()
-    if failures.is_exhausted(request):
+    if not failures.peek(request):
         raise refuse(failures, "Too many failed authentications from your address.")
     for throttle, why in (
         (GitLabLookupsPerAddressThrottle(), "Too many new credentials from your address."),

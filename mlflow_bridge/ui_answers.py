@@ -1,6 +1,10 @@
-"""The bridge's own answers to calls MLflow's UI makes that this server does not pass to MLflow.
+"""The bridge's own answers to calls MLflow's UI makes that this server does not pass to MLflow
+(routes.BRIDGE_ANSWERS names them).
 
-- The workspace list and the project's workspace (workspaces.py).
+- The workspace list and the project's workspace. MLflow 3.17's UI lists workspaces and lets
+  the user pick one; under a project there is exactly one, so MLflow's workspace handlers
+  (which see every workspace) are never called. Every other workspace route stays refused
+  (routes.py), and which workspace a request reads is never the client's choice (dispatch.py).
 - The assistant's configuration: MLflow's assistant lives in its FastAPI server only, so the UI
   is told it is not available (`remote_access_allowed: false`, no providers) instead of
   getting a 404 on every page.
@@ -11,23 +15,33 @@ answering it would make the UI ask for the plugin's roles and permissions too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import JsonResponse
 
-from mlflow_bridge import workspaces
-from mlflow_bridge.routes import table_key
-from projects.access import ProjectAccess
+from mlflow_bridge.routes import BridgeAnswer, bridge_answer_for
+from projects.models import GitLabProject
+from projects.records import ProjectAccess
 
-ASSISTANT_CONFIG_RULE = "/3.0/mlflow/assistant/config"
-ASSISTANT_PROVIDERS_RULE = "/3.0/mlflow/assistant/providers"
+
+def describe(project: GitLabProject) -> dict:
+    """The project's workspace as MLflow's Workspace message."""
+    return {"name": project.workspace, "description": project.path}
+
+
+# fmt: off
+ANSWERS: dict[BridgeAnswer, Callable[[GitLabProject], dict]] = {
+    BridgeAnswer.WORKSPACE_LIST:      lambda project: {"workspaces": [describe(project)]},
+    BridgeAnswer.WORKSPACE:           lambda project: {"workspace": describe(project)},
+    BridgeAnswer.ASSISTANT_CONFIG:    lambda project: {"remote_access_allowed": False,
+                                                       "providers": {}},
+    BridgeAnswer.ASSISTANT_PROVIDERS: lambda project: {"providers": [], "resolved": None},
+}
+# fmt: on
 
 
 def answer(method: str, rest: str, project_access: ProjectAccess) -> JsonResponse | None:
     """The bridge's answer to one of those reads, or None for any other request."""
-    if method not in ("GET", "HEAD"):
-        return None
-    key = table_key(rest)
-    if key == ASSISTANT_CONFIG_RULE:
-        return JsonResponse({"remote_access_allowed": False, "providers": {}})
-    if key == ASSISTANT_PROVIDERS_RULE:
-        return JsonResponse({"providers": [], "resolved": None})
-    return workspaces.answer(method, rest, project_access.project)
+    project: GitLabProject = project_access.project
+    kind = bridge_answer_for(method, rest, project.workspace)
+    return None if kind is None else JsonResponse(ANSWERS[kind](project))

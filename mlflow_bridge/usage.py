@@ -9,54 +9,24 @@ each). `measure()` stores the figures in ProjectUsage with the time they were ta
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
-from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
-from sqlalchemy import text
 
 from mlflow_bridge import artifact_store
+from mlflow_bridge.activity import Activity, activity_of
 from mlflow_bridge.mlflow_app import flask_app
 from projects.models import GitLabProject, ProjectUsage
 
 WORKSPACE_PREFIX = "p-"
 
-# Each: (workspace, count, last change in epoch milliseconds), for every workspace.
-TRACKING_QUERIES = {
-    "experiments": "SELECT workspace, COUNT(*), MAX(last_update_time) FROM experiments "
-    "WHERE lifecycle_stage = 'active' GROUP BY workspace",
-    "runs": "SELECT e.workspace, COUNT(*), MAX(COALESCE(r.end_time, r.start_time)) FROM runs r "
-    "JOIN experiments e ON e.experiment_id = r.experiment_id "
-    "WHERE r.lifecycle_stage = 'active' GROUP BY e.workspace",
-    "logged_models": "SELECT e.workspace, COUNT(*), MAX(m.last_updated_timestamp_ms) "
-    "FROM logged_models m JOIN experiments e ON e.experiment_id = m.experiment_id "
-    "WHERE m.lifecycle_stage = 'active' GROUP BY e.workspace",
-    "traces": "SELECT e.workspace, COUNT(*), MAX(t.timestamp_ms) FROM trace_info t "
-    "JOIN experiments e ON e.experiment_id = t.experiment_id GROUP BY e.workspace",
-}
-REGISTERED_MODELS = text(
-    "SELECT m.workspace, COUNT(*), MAX(m.last_updated_time) FROM registered_models m "
-    "WHERE NOT EXISTS (SELECT 1 FROM registered_model_tags t WHERE t.workspace = m.workspace "
-    "AND t.name = m.name AND t.key = :prompt_tag) GROUP BY m.workspace"
-)
-
 
 @dataclass
-class Usage:
-    experiments: int = 0
-    runs: int = 0
-    registered_models: int = 0
-    logged_models: int = 0
-    traces: int = 0
+class Usage(Activity):
+    """A workspace's counts and last change (activity.py), with its artifacts' size."""
+
     artifact_bytes: int = 0
     artifact_files: int = 0
-    last_activity: datetime | None = None
-
-    def saw(self, milliseconds: int | None) -> None:
-        if milliseconds:
-            seen = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-            self.last_activity = max(self.last_activity or seen, seen)
 
 
 def project_id_of(workspace: str) -> int | None:
@@ -76,24 +46,7 @@ def workspaces() -> list[str]:
 
 def database_figures() -> dict[str, Usage]:
     """Counts and last activity of every workspace with data, from MLflow's database."""
-    flask_app()
-    from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
-
-    found: dict[str, Usage] = {}
-
-    def add(rows, field: str) -> None:
-        for workspace, count, last_change in rows:
-            usage = found.setdefault(workspace, Usage())
-            setattr(usage, field, count)
-            usage.saw(last_change)
-
-    with _get_tracking_store().engine.connect() as connection:
-        for field, query in TRACKING_QUERIES.items():
-            add(connection.execute(text(query)), field)
-    with _get_model_registry_store().engine.connect() as connection:
-        rows = connection.execute(REGISTERED_MODELS, {"prompt_tag": IS_PROMPT_TAG_KEY})
-        add(rows, "registered_models")
-    return found
+    return activity_of(make=Usage)
 
 
 def measure_workspace(workspace: str, figures: Usage | None = None) -> Usage:

@@ -14,7 +14,7 @@ import requests
 from django.conf import settings
 
 from projects import gitlab_health
-from sharinghub_mlflow.observability import GITLAB_CALLS
+from projects.metrics import GITLAB_CALLS
 
 logger = logging.getLogger(__name__)
 
@@ -430,3 +430,9 @@ def _json_or_empty(response: requests.Response) -> dict:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def service_client() -> GitLabClient | None:
+    """A client with the service's own GitLab token, or None when none is configured."""
+    token = settings.GITLAB_SERVICE_TOKEN
+    return GitLabClient(token) if token else None

@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from projects import access, gitlab, membership_cache
+from projects import gitlab, records
 from projects.models import (
     AccessLevel,
     CIJob,
@@ -42,7 +42,7 @@ def may_be_job_token(token: str) -> bool:
     return not token.startswith(OTHER_TOKEN_PREFIXES)
 
 
-def remember_job(token: str, digest: str) -> access.Credential:
+def remember_job(token: str, digest: str) -> records.Credential:
     """Ask GitLab for the job behind a job token; its credential, once the job is known to run.
 
     Raises gitlab.TokenRejected when GitLab does not know the token or the job is not running.
@@ -70,21 +70,21 @@ def remember_job(token: str, digest: str) -> access.Credential:
             "web_url": found.web_url,
         },
     )
-    access.remember_fingerprint(digest, user, positive=True, job=job)
-    return access.Credential(token, digest, user, job)
+    records.remember_fingerprint(digest, user, positive=True, job=job)
+    return records.Credential(token, digest, user, job)
 
 
-def job_access(job: CIJob, user: GitLabUser, path: str) -> access.ProjectAccess | None:
+def job_access(job: CIJob, user: GitLabUser, path: str) -> records.ProjectAccess | None:
     """The job's access to the project at `path`: None unless it is the job's own project."""
     project = _job_project(job)
     if project is None or project.path != path:
         return None
-    return access.ProjectAccess(project, user, _job_level(project, user), job=job)
+    return records.ProjectAccess(project, user, _job_level(project, user), job=job)
 
 
 def _job_project(job: CIJob) -> GitLabProject | None:
     known = GitLabProject.objects.filter(id=job.project_id).first()
-    client = membership_cache.service_client()
+    client = gitlab.service_client()
     if client is None:
         path = job.project_path
         if not path:
@@ -95,21 +95,21 @@ def _job_project(job: CIJob) -> GitLabProject | None:
             return known
         if known is not None and known.path == path:
             return known
-        return membership_cache.move_project(job.project_id, path)
+        return records.move_project(job.project_id, path)
     ttl = timedelta(seconds=settings.MEMBERSHIP_CACHE_TTL)
     if known is not None and known.last_seen > timezone.now() - ttl:
         return known
     try:
         found = _as_service(lambda: client.project_metadata(job.project_id))
     except gitlab.GitLabUnavailable:
-        if known is None or not access.within_outage_grace(known.last_seen):
+        if known is None or not records.within_outage_grace(known.last_seen):
             raise
         return known
-    return None if found is None else access.remember_project(found)
+    return None if found is None else records.remember_project(found)
 
 
 def _job_level(project: GitLabProject, user: GitLabUser) -> int:
-    client = membership_cache.service_client()
+    client = gitlab.service_client()
     if client is None:
         return AccessLevel[settings.CI_JOB_TOKEN_DEFAULT_ROLE.upper()]
     membership = Membership.objects.filter(user=user, project=project).first()
@@ -118,10 +118,10 @@ def _job_level(project: GitLabProject, user: GitLabUser) -> int:
     try:
         level, source = _as_service(lambda: client.membership(project.id, project.path, user.id))
     except gitlab.GitLabUnavailable:
-        if not access.serves_during_outage(membership):
+        if not records.serves_during_outage(membership):
             raise
         return membership.access_level
-    return access.remember_membership(user, project, level, source).access_level
+    return records.remember_membership(user, project, level, source).access_level
 
 
 def _as_service(call):

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from projects import access, gitlab
+from projects import gitlab, records
 from projects.models import (
     READ_LEVEL,
     CIJob,
@@ -26,12 +25,6 @@ from projects.models import (
 
 class ServiceTokenMissing(Exception):
     """Refreshing needs GITLAB_SERVICE_TOKEN: the service keeps no user's token."""
-
-
-def service_client() -> gitlab.GitLabClient | None:
-    """A client with the service's own GitLab token, or None when none is configured."""
-    token = settings.GITLAB_SERVICE_TOKEN
-    return gitlab.GitLabClient(token) if token else None
 
 
 @dataclass
@@ -83,7 +76,7 @@ def refresh(
     three (members/all, then the direct and group member lists to name its source). `pace` is
     called before each. Raises ServiceTokenMissing, or GitLab's errors as they come.
     """
-    client = service_client()
+    client = gitlab.service_client()
     if client is None:
         raise ServiceTokenMissing(
             "Set GITLAB_SERVICE_TOKEN to an administrator's GitLab token with read_api to "
@@ -103,21 +96,36 @@ def refresh(
         pace()
         found = client.project_metadata(project_id)
         if found is None:
-            summary.forgotten += invalidate(Membership.objects.filter(project_id=project_id))
-            if sees_every_project:
-                summary.orphaned += orphan(project_id)
-            else:
-                summary.unsure += 1
+            _forget_project(project_id, sees_every_project, summary)
             continue
-        project = access.remember_project(found)
+        project = records.remember_project(found)
         for membership in by_project[project_id]:
             pace()
-            level, source = client.membership(project.id, project.path, membership.user_id)
-            updated = access.remember_membership(membership.user, project, level, source)
-            summary.refreshed += 1
-            summary.changed += level != membership.access_level
-            progress(updated)
+            progress(_refresh_membership(client, project, membership, summary))
     return summary
+
+
+def _forget_project(project_id: int, sees_every_project: bool, summary: RefreshSummary) -> None:
+    """A project GitLab did not find: its memberships forgotten, itself orphaned if surely gone."""
+    summary.forgotten += invalidate(Membership.objects.filter(project_id=project_id))
+    if sees_every_project:
+        summary.orphaned += orphan(project_id)
+    else:
+        summary.unsure += 1
+
+
+def _refresh_membership(
+    client: gitlab.GitLabClient,
+    project: GitLabProject,
+    membership: Membership,
+    summary: RefreshSummary,
+) -> Membership:
+    """GitLab's answer for one membership, remembered and counted."""
+    level, source = client.membership(project.id, project.path, membership.user_id)
+    updated = records.remember_membership(membership.user, project, level, source)
+    summary.refreshed += 1
+    summary.changed += level != membership.access_level
+    return updated
 
 
 def invalidate(memberships: QuerySet[Membership]) -> int:
@@ -132,14 +140,6 @@ def orphan(project_id: int) -> int:
     return GitLabProject.objects.filter(id=project_id, orphaned_at__isnull=True).update(
         orphaned_at=timezone.now()
     )
-
-
-def move_project(project_id: int, path: str) -> GitLabProject:
-    """Record a project's new path (renamed or transferred); its rows follow its id."""
-    with transaction.atomic():
-        access.free_path(path, for_id=project_id)
-        project, _ = GitLabProject.objects.update_or_create(id=project_id, defaults={"path": path})
-    return project
 
 
 def prune() -> dict[str, int]:

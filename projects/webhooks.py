@@ -19,7 +19,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from projects import membership_cache
+from projects import membership_cache, records
 from projects.models import Membership, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _group_member(event: dict) -> int:
 def _project_moved(event: dict) -> int:
     """project_rename keeps who may do what; project_transfer changes the inherited groups."""
     project_id = int(event["project_id"])
-    membership_cache.move_project(project_id, event["path_with_namespace"])
+    records.move_project(project_id, event["path_with_namespace"])
     if event["event_name"] == "project_rename":
         return 0
     return membership_cache.invalidate(Membership.objects.filter(project_id=project_id))

@@ -29,6 +29,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+# GitLab's and the membership cache's counters are the projects app's (projects/metrics.py):
+# imported so that /metrics lists them whatever the process imported first.
+from projects.metrics import CACHE_LOOKUPS, GITLAB_CALLS  # noqa: E402, F401
+
 access_log = logging.getLogger("sharinghub.access")
 
 REQUESTS = Counter(
@@ -39,10 +43,6 @@ LATENCY = Histogram(
     "Seconds from a request to its response's first byte.",
     ["action"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120, 600),
-)
-GITLAB_CALLS = Counter("sharinghub_gitlab_calls_total", "Calls to GitLab's API.", ["outcome"])
-CACHE_LOOKUPS = Counter(
-    "sharinghub_membership_cache_total", "Membership cache lookups.", ["result"]
 )
 CACHE_ERRORS = Counter(
     "sharinghub_cache_errors_total", "Cache (Redis) operations that failed and were skipped."

@@ -54,8 +54,11 @@ def test_it_counts_experiments_runs_and_models_per_workspace(stores):
 
     found = activity_of([busy, quiet, "p-does-not-exist"])
 
-    assert (found[busy].experiments, found[busy].runs, found[busy].models) == (2, 3, 1)
-    assert (found[quiet].experiments, found[quiet].runs, found[quiet].models) == (1, 0, 0)
+    def counts(figures):
+        return figures.experiments, figures.runs, figures.registered_models
+
+    assert counts(found[busy]) == (2, 3, 1)
+    assert counts(found[quiet]) == (1, 0, 0)
     assert "p-does-not-exist" not in found
     assert found[busy].last_activity is not None
 
@@ -70,7 +73,7 @@ def test_it_leaves_prompts_and_deleted_experiments_out(stores):
 
     found = activity_of([workspace])[workspace]
 
-    assert (found.experiments, found.models) == (1, 1)
+    assert (found.experiments, found.registered_models) == (1, 1)
 
 
 def test_it_makes_one_query_per_kind_whatever_the_number_of_projects(stores):
@@ -89,4 +92,4 @@ def test_it_makes_one_query_per_kind_whatever_the_number_of_projects(stores):
         for engine in engines:
             event.remove(engine, "before_cursor_execute", count)
 
-    assert len(statements) == 3
+    assert len(statements) == 5

@@ -209,9 +209,9 @@ class TestPermissions:
     @pytest.mark.parametrize(
         ("permission", "yes", "no"),
         [
-            pytest.param(permissions.IsProjectMember, project_request(10),
+            pytest.param(permissions.IsVisibleProject, project_request(10),
                          project_request(5), id="member-guest-vs-minimal"),
-            pytest.param(permissions.IsProjectMember, project_request(50),
+            pytest.param(permissions.IsVisibleProject, project_request(50),
                          project_request(None), id="member-owner-vs-no-project"),
             pytest.param(permissions.CanWriteProject, project_request(30),
                          project_request(20), id="write-developer-vs-reporter"),
@@ -230,14 +230,13 @@ class TestPermissions:
     def test_it_keeps_projects_without_the_mandatory_topics_hidden(self, settings):
         settings.GITLAB_MANDATORY_TOPICS = ["mlflow"]
 
-        assert permissions.IsServedProject().has_permission(
+        assert permissions.IsVisibleProject().has_permission(
             project_request(30, topics=("mlflow",)), None
         )
-        assert not permissions.IsServedProject().has_permission(project_request(30), None)
+        assert not permissions.IsVisibleProject().has_permission(project_request(30), None)
 
     def test_it_hides_the_project_from_non_members_with_a_404_code(self):
-        assert permissions.IsProjectMember.code == "RESOURCE_DOES_NOT_EXIST"
-        assert permissions.IsServedProject.code == "RESOURCE_DOES_NOT_EXIST"
+        assert permissions.IsVisibleProject.code == "RESOURCE_DOES_NOT_EXIST"
         assert permissions.CanWriteProject.code == "PERMISSION_DENIED"
 
     def test_it_says_who_may_write(self):
@@ -251,7 +250,9 @@ class TestPermissions:
     def test_it_composes_write_permissions_for_every_writing_route(self):
         for route in ROUTES:
             composed = permissions.permissions_for(route)
-            assert composed[:2] == permissions.PROJECT_PERMISSIONS
+            assert (
+                composed[: len(permissions.PROJECT_PERMISSIONS)] == permissions.PROJECT_PERMISSIONS
+            )
             assert (permissions.CanWriteProject in composed) == route.action.writes, route
 
 
@@ -295,6 +296,19 @@ class TestThrottles:
             throttling.check_lookup(self.request_from("10.0.2.1"))
         with pytest.raises(Throttled):
             throttling.record_failure(self.request_from("10.0.2.1"))
+
+    def test_it_peeks_at_failures_without_counting_the_peek(self):
+        for _ in range(5):
+            assert throttling.FailedAuthenticationsPerAddressThrottle().peek(
+                self.request_from("10.0.2.2")
+            )
+
+        throttling.record_failure(self.request_from("10.0.2.2"))
+        throttling.record_failure(self.request_from("10.0.2.2"))
+        failures = throttling.FailedAuthenticationsPerAddressThrottle()
+
+        assert not failures.peek(self.request_from("10.0.2.2"))
+        assert 0 < failures.wait() <= 60
 
     def test_it_takes_the_address_from_x_forwarded_for_only_behind_declared_proxies(self, settings):
         spoofed = factory.get(URL, REMOTE_ADDR="10.0.3.1", HTTP_X_FORWARDED_FOR="1.2.3.4")

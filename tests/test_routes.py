@@ -8,6 +8,8 @@ from mlflow_bridge.routes import (
     ROUTES,
     Action,
     BodyKind,
+    BridgeAnswer,
+    bridge_answer_for,
     route_for,
     uncovered_routes,
 )
@@ -87,3 +89,21 @@ def test_it_checks_the_ids_otlp_carries_in_headers():
     assert route.body is BodyKind.OTLP
     assert dict(route.headers) == {"HTTP_X_MLFLOW_EXPERIMENT_ID": "experiment_id",
                                    "HTTP_X_MLFLOW_RUN_ID": "run_id"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "rest", "expected"),
+    [
+        pytest.param("GET", "/ajax-api/3.0/mlflow/workspaces", BridgeAnswer.WORKSPACE_LIST,
+                     id="workspace-list"),
+        pytest.param("HEAD", "/api/3.0/mlflow/workspaces/p-42", BridgeAnswer.WORKSPACE,
+                     id="own-workspace"),
+        pytest.param("GET", "/ajax-api/3.0/mlflow/workspaces/p-7", None, id="other-workspace"),
+        pytest.param("POST", "/ajax-api/3.0/mlflow/workspaces", None, id="workspace-create"),
+        pytest.param("GET", "/ajax-api/3.0/mlflow/assistant/config",
+                     BridgeAnswer.ASSISTANT_CONFIG, id="assistant-config"),
+        pytest.param("GET", "/ajax-api/2.0/mlflow/experiments/p-42", None, id="not-a-workspace"),
+    ],
+)  # fmt: skip
+def test_it_names_the_ui_reads_the_bridge_answers_itself(method, rest, expected):
+    assert bridge_answer_for(method, rest, workspace="p-42") is expected

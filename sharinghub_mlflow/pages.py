@@ -1,4 +1,8 @@
-"""Pages for people: login, logout, the portal of their projects, each project's connect page."""
+"""Pages for people: login, logout, the portal of their projects, each project's connect page.
+
+They live in the site package, above both apps, because they use both: GitLab's truth from
+projects/ and the browser answers of mlflow_bridge/ (its session authentication, 404 page).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from django.views.decorators.http import require_http_methods
 
 from mlflow_bridge.authentication import GitLabSessionAuthentication
 from mlflow_bridge.browser import not_found_page
-from mlflow_bridge.errors import BridgeError
-from projects import access, gitlab, oauth, portal
+from mlflow_bridge.errors import BridgeError, as_bridge_error
+from projects import access, gitlab, oauth
+from sharinghub_mlflow import portal
 
 TOKEN_SETTINGS_PATH = "/-/user_settings/personal_access_tokens?name=mlflow&scopes=read_api"
 
@@ -36,29 +41,33 @@ def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., Http
     """Views for logged-in users: sets `request.gitlab_user` and `request.gitlab_credential`.
 
     Logged out (or logged in without GitLab, as a local admin): the login page, then back. A
-    token GitLab refuses ends the session; GitLab not answering is a 503 page.
+    refusal becomes a page by `page_for_refusal`.
     """
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
             authenticated = GitLabSessionAuthentication().authenticate(request)
-        except BridgeError:
-            authenticated = None  # the login expired: the session is gone, with a message
-        except gitlab.GitLabUnavailable:
-            return render(request, "unavailable.html", status=503)
-        if authenticated is None:
-            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        request.gitlab_user, request.gitlab_credential = authenticated
-        try:
+            if authenticated is None:
+                return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+            request.gitlab_user, request.gitlab_credential = authenticated
             return view(request, *args, **kwargs)
-        except gitlab.TokenRejected:
-            oauth.log_out(request, "GitLab refused your login: log in again.", messages.WARNING)
-            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-        except gitlab.GitLabUnavailable:
-            return render(request, "unavailable.html", status=503)
+        except (BridgeError, gitlab.TokenRejected, gitlab.GitLabUnavailable) as exc:
+            return page_for_refusal(request, exc)
 
     return wrapped
+
+
+def page_for_refusal(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """What a person sees for what an API client gets as JSON (errors.as_bridge_error names
+    both): GitLab not answering is the 503 page; any other refusal leads to the login page,
+    after ending a login GitLab now refuses (an expired session has already been ended)."""
+    error = as_bridge_error(exc)
+    if error is not None and error.error_code == "TEMPORARILY_UNAVAILABLE":
+        return render(request, "unavailable.html", status=503)
+    if isinstance(exc, gitlab.TokenRejected):
+        oauth.log_out(request, "GitLab refused your login: log in again.", messages.WARNING)
+    return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
 
 
 def login_page(request: HttpRequest) -> HttpResponse:
@@ -121,11 +130,7 @@ def mlflow_pin() -> str:
 @with_gitlab_session
 def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
     project_access = access.access_to(request.gitlab_credential, project_path)
-    if (
-        project_access is None
-        or not project_access.can_read
-        or not access.is_served(project_access.project)
-    ):
+    if not access.is_visible(project_access):
         return not_found_page(request)
     project = project_access.project
     tracking_path = f"/mlflow/{project.path}/tracking/"
