@@ -162,6 +162,7 @@ def test_it_answers_503_while_postgres_is_down_and_loses_nothing_once_it_is_back
     for writer in [*writers, raw]:
         writer.join(timeout=60)
     after = [api.post("runs/create", {"experiment_id": experiment}) for _ in range(4)]
+    ready_again = requests.get(f"{server.url}/readyz", timeout=10)
 
     refused = [answer for answer in raw.answers if answer.status_code != 200]
     assert refused  # some of its requests met the outage, in flight or new
@@ -173,6 +174,7 @@ def test_it_answers_503_while_postgres_is_down_and_loses_nothing_once_it_is_back
         assert "psycopg" not in answer.text and "SQL" not in answer.text
     assert readiness.status_code == 503
     assert [answer.status_code for answer in after] == [200] * 4
+    assert ready_again.status_code == 200
     assert gunicorn_workers(process.pid) == workers_before  # no worker was restarted
     for writer in writers:
         history = {metric.step for metric in client.get_metric_history(writer.run_id, "loss")}
