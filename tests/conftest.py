@@ -87,6 +87,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(condition, what: str, limit: float = 120) -> None:
+    """Poll `condition` until it holds; fail (rather than hang) once `limit` seconds pass."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting, after {limit}s, for {what}")
+        time.sleep(0.05)
+
+
 def gunicorn_workers(master: int) -> set[int]:
     """The process ids of a gunicorn master's workers (Linux: its children)."""
     children = Path(f"/proc/{master}/task/{master}/children").read_text().split()

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import mlflow
@@ -21,7 +20,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import _free_port, gunicorn_workers, start_live_server
+from tests.conftest import _free_port, gunicorn_workers, start_live_server, wait_until
 
 WRITERS = 3
 
@@ -158,8 +157,7 @@ def test_it_answers_503_while_postgres_is_down_and_loses_nothing_once_it_is_back
     raw = RawWriter(Api(uri, cast.dave.token), runs[0], stop)
     for writer in [*writers, raw]:
         writer.start()
-    while min(len(writer.stored) for writer in writers) < 5:
-        time.sleep(0.05)
+    wait_until(lambda: min(len(w.stored) for w in writers) >= 5, "writers to store 5 steps")
 
     own_postgres.stop()
     during = [api.post("runs/create", {"experiment_id": experiment}) for _ in range(6)]
@@ -167,8 +165,12 @@ def test_it_answers_503_while_postgres_is_down_and_loses_nothing_once_it_is_back
     readiness = requests.get(f"{server.url}/readyz", timeout=10)
     own_postgres.start()
     stored_before_recovery = [len(writer.stored) for writer in writers]
-    while any(len(w.stored) < n + 5 for w, n in zip(writers, stored_before_recovery, strict=True)):
-        time.sleep(0.05)
+    wait_until(
+        lambda: all(
+            len(w.stored) >= n + 5 for w, n in zip(writers, stored_before_recovery, strict=True)
+        ),
+        "writers to store 5 more steps",
+    )
     stop.set()
     for writer in [*writers, raw]:
         writer.join(timeout=60)

@@ -18,7 +18,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import gunicorn_workers, start_live_server
+from tests.conftest import gunicorn_workers, start_live_server, wait_until
 
 CHUNK = 64 * 1024
 SIZE = 64 * CHUNK  # 4 MiB
@@ -100,8 +100,7 @@ def test_it_replaces_a_killed_worker_and_never_shows_its_half_upload(
     os.kill(killed, signal.SIGKILL)
     release.set()
     uploading.join(timeout=60)
-    while len(gunicorn_workers(process.pid) - {killed}) < 2:
-        time.sleep(0.1)
+    wait_until(lambda: len(gunicorn_workers(process.pid) - {killed}) == 2, "a new worker")
     listed = api.get("artifacts/list", run_id=run.run_id).json()["files"]
     kept = client.download_artifacts(run.run_id, "model.bin", str(tmp_path / "kept"))
 
