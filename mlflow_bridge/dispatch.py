@@ -35,7 +35,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from gunicorn.http.errors import ParseException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge.errors import BridgeError, error_response
+from mlflow_bridge.errors import BridgeError, database_unavailable, error_response
 from mlflow_bridge.mlflow_app import flask_app
 
 DROPPED_ENVIRON_KEYS = frozenset(
@@ -211,6 +211,10 @@ def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes])
         logger.warning("MLflow answered %s: %s", status, text[:2000])
         with contextlib.suppress(ValueError, AttributeError):
             error_code = str(json.loads(text).get("error_code") or error_code)
+    if error_code == "TEMPORARILY_UNAVAILABLE":
+        # MLflow's name for its database failing (mlflow/store/db/utils.py): as retryable as
+        # the same failure in Django's database.
+        return error_response(database_unavailable())
     message = "MLflow failed on this request; the details are in the service's log."
     return error_response(BridgeError(error_code, message, status=status))
 

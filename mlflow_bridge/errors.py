@@ -129,6 +129,17 @@ def gitlab_unavailable(exc: gitlab.GitLabUnavailable) -> BridgeError:
     )
 
 
+def database_unavailable() -> BridgeError:
+    """The database restarted or cannot be reached: retryable, as Django reconnects on the next
+    request (CONN_HEALTH_CHECKS) and MLflow's engine tests each pooled connection before use
+    (pool_pre_ping). The driver's text stays in the log."""
+    return BridgeError(
+        "TEMPORARILY_UNAVAILABLE",
+        "The service's database is unavailable right now; retry in a moment.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def as_bridge_error(exc: Exception) -> BridgeError | None:
     """Any exception of the edge as MLflow would name it; None for a genuine bug."""
     if isinstance(exc, BridgeError):
@@ -140,14 +151,8 @@ def as_bridge_error(exc: Exception) -> BridgeError | None:
     if isinstance(exc, gitlab.GitLabUnavailable):
         return gitlab_unavailable(exc)
     if isinstance(exc, OperationalError | InterfaceError):
-        # The database restarted or cannot be reached: Django reconnects on the next request
-        # (CONN_HEALTH_CHECKS), so this is retryable. The driver's text stays in the log.
         logger.warning("Database unavailable: %s", type(exc).__name__)
-        return BridgeError(
-            "TEMPORARILY_UNAVAILABLE",
-            "The service's database is unavailable right now; retry in a moment.",
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable()
     if isinstance(exc, exceptions.APIException):
         code = next(
             (code for kind, code in CODE_OF_DRF_EXCEPTION.items() if isinstance(exc, kind)),

@@ -41,9 +41,16 @@ def worker_class(threads: int) -> str:
     return f"mlflow_bridge.workers.{name}"
 
 
+def wsgi_target() -> str:
+    """Django's WSGI_APPLICATION as gunicorn names it ("module:attribute"): the site is the
+    settings' to name, not this app's."""
+    module, _, attribute = settings.WSGI_APPLICATION.rpartition(".")
+    return f"{module}:{attribute}"
+
+
 def gunicorn_argv(options: dict) -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn", "sharinghub_mlflow.wsgi:application",
+        sys.executable, "-m", "gunicorn", wsgi_target(),
         "--bind", options["bind"],
         "--workers", str(options["workers"]),
         "--threads", str(options["threads"]),

@@ -1,7 +1,8 @@
 """The tracking view: one request from URL to MLflow's streamed answer.
 
-URL → authentication → project and role (cache, GitLab on a miss) → route rule → permission
-classes → throttles → rewrite → in-process MLflow → streamed response.
+URL → authentication → throttles → project and role (cache, GitLab on a miss) → the project's
+permission class → the UI reads the bridge answers itself → route rule → the route's permission
+classes → rewrite → in-process MLflow → streamed response (TrackingView.initial).
 
 The view is a Django REST framework APIView for its edge only: authentication, permission
 and throttle classes, and one exception handler (errors.py). Bodies are never parsed by DRF

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from http.cookiejar import DefaultCookiePolicy
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -30,6 +33,126 @@ class TokenScopeTooNarrow(TokenRejected):
 
 class GitLabUnavailable(GitLabError):
     """GitLab is unreachable, timed out, rate limited us or answered 5xx."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        # A few words for `serve` and /readyz: "unreachable (ConnectTimeout)", "answers 503".
+        self.reason = reason or message
+
+
+class CircuitBreaker:
+    """Stops asking GitLab for GITLAB_COOL_OFF seconds once GITLAB_BREAKER_FAILURES calls in a
+    row have timed out or failed to connect, so that a slow GitLab does not hold a worker for
+    GITLAB_TIMEOUT on every request: meanwhile calls fail at once, as in an outage. The first
+    call after the cool-off asks GitLab again; an answer of any status closes the breaker.
+
+    Per process: each gunicorn worker learns on its own, at the cost of a few slow calls each.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._open_until = 0.0
+
+    def check(self, base_url: str) -> None:
+        """Raises GitLabUnavailable while the breaker is open."""
+        with self._lock:
+            remaining = self._open_until - time.monotonic()
+            failures = self._failures
+        if remaining > 0:
+            GITLAB_CALLS.labels("not_asked").inc()
+            raise GitLabUnavailable(
+                f"GitLab at {base_url} timed out or was unreachable {failures} times in a row",
+                reason=f"not asked for {remaining:.0f}s after {failures} timeouts in a row",
+            )
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            failures = self._failures
+            if failures >= settings.GITLAB_BREAKER_FAILURES:
+                self._open_until = time.monotonic() + settings.GITLAB_COOL_OFF
+        if failures >= settings.GITLAB_BREAKER_FAILURES:
+            logger.warning(
+                "GitLab failed %d calls in a row: not asking it for %ss (GITLAB_COOL_OFF)",
+                failures,
+                settings.GITLAB_COOL_OFF,
+            )
+
+    def record_answer(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._open_until = 0.0
+
+
+breaker = CircuitBreaker()
+_session: tuple[int, requests.Session] | None = None
+
+# Idempotent GETs are asked again after these answers, waiting as GitLab's Retry-After says
+# (RETRY_WAIT without one) up to RETRY_WAIT_LIMIT; asked to wait longer, the call fails now.
+RETRIED_STATUSES = (429, 502, 503)
+RETRIES = 2
+RETRY_WAIT = 0.2
+RETRY_WAIT_LIMIT = 2.0
+
+
+def session() -> requests.Session:
+    """This process's connections to GitLab, kept open between calls; a forked worker makes its
+    own rather than share its parent's sockets."""
+    global _session
+    if _session is None or _session[0] != os.getpid():
+        shared = requests.Session()
+        # One session serves every user's token: it must carry no cookie from one call to the
+        # next (GitLab's API also authenticates by its session cookie).
+        shared.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        _session = (os.getpid(), shared)
+    return _session[1]
+
+
+def send(method: str, url: str, *, timeout: float | None = None, **kwargs) -> requests.Response:
+    """Every call to GitLab: the breaker, the call metric, the outage clock (gitlab_health),
+    and GETs retried on 429/502/503. Raises GitLabUnavailable when GitLab cannot be reached, is
+    not asked (breaker open) or still answers 429/5xx; returns any other answer."""
+    base_url = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+    breaker.check(base_url)
+    retries = RETRIES if method == "GET" else 0
+    while True:
+        response = _attempt(method, url, base_url, timeout or settings.GITLAB_TIMEOUT, **kwargs)
+        status = response.status_code
+        if status != 429 and status < 500:
+            gitlab_health.record_answer()
+            return response
+        gitlab_health.record_failure()
+        wait = _retry_wait(response) if retries and status in RETRIED_STATUSES else None
+        if wait is None:
+            logger.warning("GitLab answered %s for %s", status, urlsplit(url).path)
+            raise GitLabUnavailable(f"GitLab answered {status}", reason=f"answers {status}")
+        retries -= 1
+        time.sleep(wait)
+
+
+def _attempt(method: str, url: str, base_url: str, timeout: float, **kwargs) -> requests.Response:
+    try:
+        response = session().request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        # Name the exception class only: its text may embed the URL, never the token,
+        # but keep log lines uniform and short.
+        logger.warning("GitLab unreachable at %s: %s", base_url, type(exc).__name__)
+        GITLAB_CALLS.labels("unreachable").inc()
+        gitlab_health.record_failure()
+        breaker.record_failure()
+        raise GitLabUnavailable(f"GitLab at {base_url} is unreachable",
+                                reason=f"unreachable ({type(exc).__name__})") from None  # fmt: skip
+    GITLAB_CALLS.labels(str(response.status_code)).inc()
+    breaker.record_answer()
+    return response
+
+
+def _retry_wait(response: requests.Response) -> float | None:
+    """Seconds to wait before asking again; None when GitLab asks for longer than we wait."""
+    value = response.headers.get("Retry-After", "").strip()
+    wait = float(value) if value.isdigit() else RETRY_WAIT
+    return wait if wait <= RETRY_WAIT_LIMIT else None
 
 
 @dataclass(frozen=True)
@@ -103,21 +226,7 @@ class GitLabClient:
 
     def _send(self, url: str) -> requests.Response | None:
         """GET a URL; None on 404, the response on 200, an exception otherwise."""
-        path = url.removeprefix(self._base_url)
-        try:
-            response = requests.get(url, headers=self._headers, timeout=self._timeout)
-        except requests.RequestException as exc:
-            # Name the exception class only: its text may embed the URL, never the token,
-            # but keep log lines uniform and short.
-            logger.warning("GitLab unreachable at %s: %s", self._base_url, type(exc).__name__)
-            GITLAB_CALLS.labels("unreachable").inc()
-            gitlab_health.record_failure()
-            raise GitLabUnavailable(f"GitLab at {self._base_url} is unreachable") from None
-        GITLAB_CALLS.labels(str(response.status_code)).inc()
-        if response.status_code == 429 or response.status_code >= 500:
-            gitlab_health.record_failure()
-        else:
-            gitlab_health.record_answer()
+        response = send("GET", url, headers=self._headers, timeout=self._timeout)
         if response.status_code == 404:
             return None
         if response.status_code == 401:
@@ -127,9 +236,6 @@ class GitLabClient:
             if body.get("error") == "insufficient_scope":
                 raise TokenScopeTooNarrow("the token needs the read_api scope")
             raise TokenRejected("GitLab refused the token")
-        if response.status_code == 429 or response.status_code >= 500:
-            logger.warning("GitLab answered %s for %s", response.status_code, path.split("?")[0])
-            raise GitLabUnavailable(f"GitLab answered {response.status_code}")
         if response.status_code != 200:
             raise GitLabUnavailable(f"GitLab answered an unexpected {response.status_code}")
         return response
@@ -239,16 +345,10 @@ class GitLabClient:
 def unreachable_reason(timeout: float | None = None) -> str | None:
     """None when GITLAB_URL answers like a GitLab (GET /api/v4/version without a token: 200 or
     401); otherwise why not, in a few words. For `serve` and /readyz: no token is sent."""
-    url = f"{settings.GITLAB_URL}/api/v4/version"
     try:
-        response = requests.get(url, timeout=timeout or settings.GITLAB_TIMEOUT)
-    except requests.RequestException as exc:
-        gitlab_health.record_failure()
-        return f"unreachable ({type(exc).__name__})"
-    if response.status_code == 429 or response.status_code >= 500:
-        gitlab_health.record_failure()
-        return f"answers {response.status_code}"
-    gitlab_health.record_answer()
+        response = send("GET", f"{settings.GITLAB_URL}/api/v4/version", timeout=timeout)
+    except GitLabUnavailable as exc:
+        return exc.reason
     if response.status_code not in (200, 401):
         return f"answers {response.status_code} to /api/v4/version: not a GitLab?"
     return None
@@ -295,28 +395,23 @@ def refresh_oauth_token(refresh_token: str) -> OAuthToken:
     Raises TokenRejected when GitLab refuses the refresh token (expired, revoked, already
     used), GitLabUnavailable when it cannot answer.
     """
-    base_url = settings.GITLAB_URL.rstrip("/")
-    try:
-        response = requests.post(
-            f"{base_url}/oauth/token",
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-                "client_id": settings.GITLAB_OAUTH_CLIENT_ID,
-                "client_secret": settings.GITLAB_OAUTH_CLIENT_SECRET,
-            },
-            headers={"Accept": "application/json"},
-            timeout=settings.GITLAB_TIMEOUT,
-        )
-    except requests.RequestException as exc:
-        logger.warning("GitLab unreachable at %s: %s", base_url, type(exc).__name__)
-        raise GitLabUnavailable(f"GitLab at {base_url} is unreachable") from None
+    # A POST: never retried, as GitLab may have rotated the pair already.
+    response = send(
+        "POST",
+        f"{settings.GITLAB_URL}/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": settings.GITLAB_OAUTH_CLIENT_ID,
+            "client_secret": settings.GITLAB_OAUTH_CLIENT_SECRET,
+        },
+        headers={"Accept": "application/json"},
+    )
     if response.status_code in (400, 401):
         # invalid_grant: the refresh token expired, was revoked or was already used.
         raise TokenRejected("GitLab refused the refresh token")
     if response.status_code != 200:
-        logger.warning("GitLab answered %s to a token refresh", response.status_code)
-        raise GitLabUnavailable(f"GitLab answered {response.status_code}")
+        raise GitLabUnavailable(f"GitLab answered an unexpected {response.status_code}")
     body = _json_or_empty(response)
     try:
         return OAuthToken(

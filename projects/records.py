@@ -1,5 +1,6 @@
-"""What the service keeps of GitLab's answers: the values a lookup returns, and the writes
-that remember users' tokens, projects and memberships (the membership cache's write side)."""
+"""What the service keeps of GitLab's answers: the values a lookup returns, the writes that
+remember users' tokens, projects and memberships (the membership cache's write side), and how
+long a kept answer serves while GitLab cannot answer (GITLAB_OUTAGE_GRACE, logged here)."""
 
 from __future__ import annotations
 

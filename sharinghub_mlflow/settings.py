@@ -31,6 +31,10 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 # --- GitLab -----------------------------------------------------------------------------------
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com").rstrip("/")
 GITLAB_TIMEOUT = env.float("GITLAB_TIMEOUT", default=5.0)
+# After this many GitLab calls in a row time out or cannot connect, a worker stops asking
+# GitLab for GITLAB_COOL_OFF seconds and answers as in an outage (projects/gitlab.py).
+GITLAB_BREAKER_FAILURES = env.int("GITLAB_BREAKER_FAILURES", default=3)
+GITLAB_COOL_OFF = env.float("GITLAB_COOL_OFF", default=30.0)
 # How long an answer from GitLab ("user U has level L in project P") is trusted.
 MEMBERSHIP_CACHE_TTL = env.int("MEMBERSHIP_CACHE_TTL", default=60)
 # Negative answers (unknown token, no access, no such project) are trusted for less time,

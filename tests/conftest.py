@@ -65,6 +65,15 @@ def make_cast(
     return Cast(project=project, other_project=other_project, **users)
 
 
+@pytest.fixture(autouse=True)
+def closed_gitlab_breaker():
+    """Each test starts with the in-process circuit breaker closed: earlier tests' timeouts
+    must not make GitLab look slow to it (projects/gitlab.py)."""
+    from projects import gitlab
+
+    gitlab.breaker.record_answer()
+
+
 @pytest.fixture(scope="session")
 def gitlab() -> GitLabDouble:
     double = GitLabDouble().start()
@@ -76,6 +85,21 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until(condition, what: str, limit: float = 120) -> None:
+    """Poll `condition` until it holds; fail (rather than hang) once `limit` seconds pass."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting, after {limit}s, for {what}")
+        time.sleep(0.05)
+
+
+def gunicorn_workers(master: int) -> set[int]:
+    """The process ids of a gunicorn master's workers (Linux: its children)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
 
 
 @dataclass

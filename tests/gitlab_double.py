@@ -73,6 +73,7 @@ class GitLabDouble:
         self.redirects: dict[str, int] = {}  # old path -> project id, after rename(keep_old=True)
         self.calls: list[tuple[str, str]] = []
         self.down = False  # when True every API call answers 503
+        self.delay = 0.0  # seconds every API call takes before answering: a slow GitLab
         self.oauth = OAuthProvider()
         self.max_per_page = 100  # GitLab's cap on list pages; lower it to test pagination
         self._lock = threading.Lock()
@@ -417,6 +418,8 @@ def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
             headers = {}
             with double._lock:
                 double.calls.append(("GET", path))
+            time.sleep(double.delay)
+            with double._lock:
                 if path == "/api/v4/projects":
                     status, body, headers = double.project_list(token, query)
                 else:
@@ -444,8 +447,11 @@ def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the caller stopped waiting for a slow answer (`delay`)
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # keep test output quiet; calls are recorded in double.calls

@@ -137,3 +137,26 @@ def test_it_keeps_sql_and_store_paths_of_mlflows_failures_from_the_client(caplog
     assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert "SQL" not in body["message"] and "sqlite" not in body["message"]
     assert "too many SQL variables" in caplog.text
+
+
+def test_it_answers_mlflows_database_failure_as_retryable_with_retry_after():
+    from mlflow_bridge.dispatch import _failure
+
+    failed = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(psycopg.OperationalError) '
+    failed += b'consuming input failed: server closed the connection unexpectedly"}'
+
+    answer = _failure(503, [("Content-Type", "application/json")], [failed])
+
+    assert answer.status_code == 503
+    assert int(answer["Retry-After"]) > 0
+    assert "retry" in json.loads(answer.content)["message"]
+
+
+def test_it_keeps_mlflows_other_failures_without_retry_after():
+    from mlflow_bridge.dispatch import _failure
+
+    answer = _failure(500, [("Content-Type", "application/json")],
+                      [b'{"error_code": "INTERNAL_ERROR", "message": "boom"}'])  # fmt: skip
+
+    assert answer.status_code == 500
+    assert "Retry-After" not in answer

@@ -256,6 +256,43 @@ class TestPermissions:
             assert (permissions.CanWriteProject in composed) == route.action.writes, route
 
 
+class TestHiddenProjects:
+    """What IsVisibleProject refuses answers byte for byte as a project that does not exist."""
+
+    MISSING_URL = URL.replace(PATH, "ml/team/gone")
+
+    @pytest.fixture(autouse=True)
+    def missing_project(self, gitlab_api):
+        gitlab_api.add(responses.GET, f"{BASE}/api/v4/projects/ml%2Fteam%2Fgone", status=404,
+                       json={"message": "404 Project Not Found"})  # fmt: skip
+
+    def assert_answers_as_missing(self, client, token: str) -> None:
+        hidden = client.get(URL, **bearer(token))
+        missing = client.get(self.MISSING_URL, **bearer(token))
+
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.content == missing.content
+        assert hidden.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+    def test_it_hides_a_project_gitlab_deleted_from_a_cached_member(self, client):
+        assert client.get(URL, **bearer(DAVE)).status_code == 200
+        GitLabProject.objects.filter(id=42).update(orphaned_at=timezone.now())
+
+        self.assert_answers_as_missing(client, DAVE)
+
+    def test_it_hides_a_project_lacking_a_mandatory_topic(self, client, settings):
+        settings.GITLAB_MANDATORY_TOPICS = ["mlflow"]
+
+        self.assert_answers_as_missing(client, RITA)
+
+    def test_it_asks_for_a_token_before_saying_whether_a_project_exists(self, client):
+        existing = client.get(URL)
+        missing = client.get(self.MISSING_URL)
+
+        assert existing.status_code == missing.status_code == 401
+        assert existing.content == missing.content
+
+
 class TestThrottles:
     @pytest.fixture(autouse=True)
     def rates(self, settings):
@@ -423,6 +460,23 @@ class TestExceptionHandler:
 
     def test_it_leaves_a_genuine_bug_to_django(self):
         assert errors.exception_handler(KeyError("bug"), {}) is None
+
+    def test_it_answers_a_genuine_bug_in_mlflows_json_shape_without_its_text(
+        self, client, monkeypatch
+    ):
+        def bug(*args, **kwargs):
+            raise KeyError("secret internals")
+
+        monkeypatch.setattr(access, "credential_for", bug)
+        client.raise_request_exception = False
+
+        answer = client.get(URL, **bearer(DAVE))
+
+        assert answer.status_code == 500
+        assert answer.json() == {
+            "error_code": "INTERNAL_ERROR",
+            "message": "Internal error; it has been logged.",
+        }
 
 
 class TestWhatTheViewAdds:

@@ -127,3 +127,115 @@ class TestProject:
         assert project.path_with_namespace == "ml/team/proj"
         assert project.topics == ["sharinghub:aimodel"]
         assert project.web_url == f"{BASE}/ml/team/proj"
+
+
+def gitlab_calls(outcome: str) -> float:
+    from sharinghub_mlflow.observability import GITLAB_CALLS
+
+    return GITLAB_CALLS.labels(outcome)._value.get()
+
+
+class TestTheSendPath:
+    """Every GitLab call goes through gitlab.send: one session per process, retries of GETs
+    GitLab asks us to repeat, the call metric, and the circuit breaker."""
+
+    def test_it_keeps_one_session_per_process(self):
+        assert gitlab.session() is gitlab.session()
+
+    @responses.activate
+    def test_it_never_sends_one_callers_cookie_with_anothers_call(self):
+        responses.get(f"{BASE}/api/v4/user", json={"id": 1, "username": "alice"},
+                      headers={"Set-Cookie": "_gitlab_session=alices; Path=/"})  # fmt: skip
+
+        client().current_user()
+        gitlab.GitLabClient("glpat-other", base_url=BASE, timeout=5).current_user()
+
+        assert "Cookie" not in responses.calls[1].request.headers
+
+    @responses.activate
+    @pytest.mark.parametrize("status", [429, 502, 503])
+    def test_it_asks_again_after_a_passing_failure_waiting_as_told(self, status, monkeypatch):
+        waits = []
+        monkeypatch.setattr(gitlab.time, "sleep", waits.append)
+        responses.get(f"{BASE}/api/v4/user", status=status, headers={"Retry-After": "1"})
+        responses.get(f"{BASE}/api/v4/user", json={"id": 1, "username": "alice"})
+
+        assert client().current_user().username == "alice"
+        assert len(responses.calls) == 2
+        assert waits == [1.0]
+
+    @responses.activate
+    def test_it_gives_up_after_two_retries(self, monkeypatch):
+        monkeypatch.setattr(gitlab.time, "sleep", lambda seconds: None)
+        responses.get(f"{BASE}/api/v4/user", status=503)
+
+        with pytest.raises(gitlab.GitLabUnavailable):
+            client().current_user()
+        assert len(responses.calls) == 1 + gitlab.RETRIES
+
+    @responses.activate
+    def test_it_does_not_wait_longer_than_its_limit(self, monkeypatch):
+        monkeypatch.setattr(gitlab.time, "sleep", pytest.fail)
+        responses.get(f"{BASE}/api/v4/user", status=429, headers={"Retry-After": "3600"})
+
+        with pytest.raises(gitlab.GitLabUnavailable):
+            client().current_user()
+        assert len(responses.calls) == 1
+
+    @responses.activate
+    def test_it_never_repeats_a_token_refresh_and_counts_it(self, settings):
+        settings.GITLAB_URL = BASE
+        responses.post(f"{BASE}/oauth/token", status=503)
+        before = gitlab_calls("503")
+
+        with pytest.raises(gitlab.GitLabUnavailable):
+            gitlab.refresh_oauth_token("refresh")
+        assert len(responses.calls) == 1
+        assert gitlab_calls("503") == before + 1
+
+
+class TestTheCircuitBreaker:
+    @pytest.fixture
+    def clock(self, monkeypatch):
+        now = [1000.0]
+        monkeypatch.setattr(gitlab.time, "monotonic", lambda: now[0])
+        return now
+
+    @responses.activate
+    def test_it_stops_asking_a_gitlab_that_keeps_timing_out(self, settings, clock):
+        settings.GITLAB_BREAKER_FAILURES = 3
+        responses.get(f"{BASE}/api/v4/user", body=requests.ReadTimeout("slow"))
+        for _ in range(3):
+            with pytest.raises(gitlab.GitLabUnavailable):
+                client().current_user()
+        not_asked = gitlab_calls("not_asked")
+
+        with pytest.raises(gitlab.GitLabUnavailable) as raised:
+            client().current_user()
+        assert len(responses.calls) == 3
+        assert gitlab_calls("not_asked") == not_asked + 1
+        assert "3 times in a row" in str(raised.value)
+
+    @responses.activate
+    def test_it_asks_again_after_the_cool_off_and_closes_on_an_answer(self, settings, clock):
+        settings.GITLAB_BREAKER_FAILURES, settings.GITLAB_COOL_OFF = 2, 30
+        responses.get(f"{BASE}/api/v4/user", body=requests.ConnectTimeout("down"))
+        for _ in range(3):
+            with pytest.raises(gitlab.GitLabUnavailable):
+                client().current_user()
+        responses.replace(responses.GET, f"{BASE}/api/v4/user", json={"id": 1, "username": "a"})
+        clock[0] += 31
+
+        assert client().current_user().username == "a"
+        assert client().current_user().username == "a"
+        assert len(responses.calls) == 2 + 2
+
+    @responses.activate
+    def test_it_does_not_count_a_fast_error_answer_as_slowness(self, settings, monkeypatch):
+        monkeypatch.setattr(gitlab.time, "sleep", lambda seconds: None)
+        settings.GITLAB_BREAKER_FAILURES = 1
+        responses.get(f"{BASE}/api/v4/user", status=500)
+        for _ in range(2):
+            with pytest.raises(gitlab.GitLabUnavailable, match="answered 500"):
+                client().current_user()
+        assert len(responses.calls) == 2

@@ -2,8 +2,9 @@
 
 Layers, top to bottom: the site (sharinghub_mlflow: settings, URLs, pages for people,
 observability), then the HTTP edge (mlflow_bridge), then GitLab's truth (projects). A module
-imports its own layer or a lower one, never a higher one, and no two modules import each other,
-even through others or inside a function. mlflow_bridge does not import sharinghub_mlflow at
+imports its own layer or a lower one, never a higher one (not even by a string naming it, as
+importlib, Django's dotted paths or a gunicorn target do), and no two modules import each
+other, even through others or inside a function. mlflow_bridge does not import sharinghub_mlflow at
 all, not even its settings: settings come through django.conf.settings, like any Django app's.
 Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long, no
 module but the route table spells an MLflow route rule, every package the service imports is
@@ -56,17 +57,37 @@ def imported_names(module: str, path: Path) -> set[str]:
     return names
 
 
-def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
-    """Module → the modules of `packages` it imports (its own package's __init__ aside)."""
+def named_modules(path: Path, packages: tuple[str, ...]) -> set[str]:
+    """The modules of `packages` a string of the module names whole, as importlib, Django's
+    dotted paths or a gunicorn target ("pkg.module:app") do: each prefix of the dotted name."""
+    pattern = re.compile(rf"(?:{'|'.join(map(re.escape, packages))})(?:\.\w+)*(?::\w+)?")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        text = node.value if isinstance(node, ast.Constant) else None
+        # A dot or a colon: a bare package name is also an app label, not an import.
+        if isinstance(text, str) and pattern.fullmatch(text) and any(c in text for c in ".:"):
+            parts = text.split(":")[0].split(".")
+            names.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+    return names
+
+
+def import_graph(
+    root: Path, packages: tuple[str, ...], strings: bool = False
+) -> dict[str, set[str]]:
+    """Module → the modules of `packages` it imports (its own package's __init__ aside); with
+    `strings`, also those a string of it names (settings name modules without importing them,
+    so only the layers are checked so)."""
     modules = modules_of(root, packages)
     graph = {}
     for module, path in modules.items():
+        names = imported_names(module, path)
+        if strings:
+            names |= named_modules(path, packages)
         targets = set()
-        for name in imported_names(module, path):
+        for name in names:
             # `from projects import access` is an edge to projects.access, not to projects.
             if name in modules and not any(
-                other.startswith(name + ".") and other in modules
-                for other in imported_names(module, path)
+                other.startswith(name + ".") and other in modules for other in names
             ):
                 targets.add(name)
         graph[module] = targets - {module}
@@ -172,7 +193,7 @@ class TestTheService:
         assert cycles(import_graph(ROOT, LAYERS)) == []
 
     def test_it_never_imports_a_higher_layer_from_a_lower_one(self):
-        assert upward_imports(import_graph(ROOT, LAYERS), LAYERS) == []
+        assert upward_imports(import_graph(ROOT, LAYERS, strings=True), LAYERS) == []
 
     def test_it_has_no_function_over_the_limit(self):
         assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
@@ -270,6 +291,27 @@ class TestTheChecker:
         plant(house, {module: text})
 
         assert violation in upward_imports(import_graph(house, FAKE_LAYERS), FAKE_LAYERS)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param("import importlib\nP = importlib.import_module('site.pages')\n",
+                         id="importlib"),
+            pytest.param("TARGET = 'site.pages:application'\n", id="gunicorn-target"),
+            pytest.param("HANDLER = 'site.pages.handler'\n", id="django-dotted-path"),
+        ],
+    )  # fmt: skip
+    def test_it_finds_a_module_of_a_higher_layer_named_by_a_string(self, house, text):
+        plant(house, {"base/models.py": text})
+
+        assert "base.models → site.pages" in upward_imports(
+            import_graph(house, FAKE_LAYERS, strings=True), FAKE_LAYERS
+        )
+
+    def test_it_takes_no_sentence_for_a_module_name(self, house):
+        plant(house, {"base/models.py": '"""Rows. site pages show them (site.pages)."""\n'})
+
+        assert upward_imports(import_graph(house, FAKE_LAYERS, strings=True), FAKE_LAYERS) == []
 
     def test_it_finds_a_rule_spelt_outside_the_route_table(self, house):
         plant(house, {"edge/rules.py": 'RUN = "/2.0/mlflow/runs/create"\n'})

@@ -77,5 +77,7 @@ class TestMetrics:
         assert 'sharinghub_requests_total{action="read",status="200"}' in text
         assert 'sharinghub_gitlab_calls_total{outcome="200"}' in text
         assert 'sharinghub_membership_cache_total{result="hit"}' in text
-        assert 'sharinghub_membership_cache_total{result="miss"}' in text
+        # A token's first lookup is asked of GitLab with that token (it proves its read_api
+        # scope), whatever the cache holds; the second is served from the cache.
+        assert 'sharinghub_membership_cache_total{result="unproven_token"}' in text
         assert 'sharinghub_request_duration_seconds_bucket{action="read",le="0.5"}' in text

@@ -98,6 +98,20 @@ class TestDuringAnOutage:
         assert "GITLAB_OUTAGE_GRACE" in caplog.text
         assert scene.olga.token not in caplog.text
 
+    def test_it_logs_each_answer_served_from_the_grace_where_the_readme_says(
+        self, client, scene, gitlab_down, caplog
+    ):
+        age_cache(scene.olga, timedelta(minutes=10))
+        gitlab_down()
+
+        with caplog.at_level(logging.WARNING):
+            Tracking(client, scene.project.path, scene.olga.token).get(
+                "experiments/get", experiment_id=scene.experiment_id
+            )
+
+        graced = {r.name for r in caplog.records if "GITLAB_OUTAGE_GRACE" in r.getMessage()}
+        assert graced == {"projects.access", "projects.records"}  # the token, the membership
+
     def test_it_answers_503_with_a_message_to_users_nothing_is_cached_for(
         self, client, scene, gitlab_down
     ):

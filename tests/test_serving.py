@@ -62,6 +62,11 @@ class TestEffectiveConfiguration:
         assert argv[argv.index("--threads") + 1] == "2"
         assert argv[argv.index("--graceful-timeout") + 1] == "45"
 
+    def test_it_serves_the_wsgi_application_the_settings_name(self):
+        argv = serving.gunicorn_argv(OPTIONS)
+
+        assert argv[argv.index("gunicorn") + 1] == "sharinghub_mlflow.wsgi:application"
+
     def test_it_serves_request_lines_mlflows_ui_builds_for_100_runs(self):
         argv = serving.gunicorn_argv(OPTIONS)
 

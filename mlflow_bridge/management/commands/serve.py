@@ -6,9 +6,9 @@ import sys
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from mlflow_bridge import serving
+from mlflow_bridge import preflight, serving
 from projects import gitlab
 
 
@@ -28,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--graceful-timeout", type=int, default=settings.SERVE_GRACEFUL_TIMEOUT)
 
     def handle(self, *args, **options):
+        # Without its databases or artifact store the service cannot work: refuse to start.
+        if problems := preflight.fatal_problems():
+            raise CommandError("Cannot serve:\n  " + "\n  ".join(problems))
         # Django's migrations and MLflow's database upgrade (`upgrade` says so on success).
         call_command("upgrade", stdout=io.StringIO())
         # The admin's CSS and scripts, served by WhiteNoise from STATIC_ROOT.
