@@ -79,6 +79,12 @@ def token_of(request: HttpRequest) -> str | None:
     return token
 
 
+def project_path(request: Request | HttpRequest) -> str | None:
+    """The project the tracking view found in the URL before authenticating (views.locate):
+    its access is then read with the token, in one query."""
+    return getattr(getattr(request, "_request", request), "project_path", None)
+
+
 class GitLabTokenAuthentication(BaseAuthentication):
     """Authenticates a GitLab personal, project, group, OAuth or CI job token."""
 
@@ -87,7 +93,9 @@ class GitLabTokenAuthentication(BaseAuthentication):
         if token is None:
             return None
         try:
-            credential = access.credential_for(token, lambda: throttling.check_lookup(request))
+            credential = access.credential_for(
+                token, lambda: throttling.check_lookup(request), project_path(request)
+            )
         except gitlab.TokenRejected as exc:
             raise token_refused(exc)
         return credential.user, credential
@@ -132,7 +140,9 @@ class GitLabSessionAuthentication(BaseAuthentication):
                 "site. Scripts authenticate with a GitLab token instead.",
             )
         try:
-            credential = access.credential_for(oauth.access_token_for(login))
+            credential = access.credential_for(
+                oauth.access_token_for(login), path=project_path(request)
+            )
         except gitlab.TokenScopeTooNarrow:
             # Logging in again would not help: the OAuth application lacks the scope.
             end_session(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 
 from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.rewrite import plainly_lacks
 from mlflow_bridge.routes import Route
 
 USER_TAG = "mlflow.user"
@@ -27,6 +28,7 @@ USER_TAG = "mlflow.user"
 # mlflow.user there too).
 TAG_MAPPINGS = ("tags", "trace_metadata", "request_metadata")
 AUTHOR_FIELDS = ("user_id", "created_by", "updated_by")
+AUTHOR_NAMES = tuple(field.encode() for field in AUTHOR_FIELDS)
 
 
 def _stamped(value: object, username: str, field: str = "") -> object:
@@ -60,7 +62,11 @@ def stamp(
             f"Tag {USER_TAG!r} records who created the run (set by the server): "
             "it cannot be deleted.",
         )
-    stamped = _stamped(document, username)
+    # No author field or user tag can be in a body whose bytes lack their names.
+    if body is not None and plainly_lacks(body, USER_TAG.encode(), *AUTHOR_NAMES):
+        stamped = dict(document)
+    else:
+        stamped = _stamped(document, username)
     if route.run_author:
         stamped["user_id"] = username
         tags = stamped.get("tags") if isinstance(stamped.get("tags"), list) else []

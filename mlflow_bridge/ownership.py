@@ -68,8 +68,9 @@ _lock = threading.Lock()
 def owner_of(kind: str, object_id: str) -> str | None:
     """The workspace holding the object, or None when there is no such object."""
     key = (kind, object_id)
-    if key in _owners:
-        return _owners[key]
+    # One lookup: another thread may evict the key between a test and a read.
+    if (remembered := _owners.get(key)) is not None:
+        return remembered
     if kind == "experiment" and not object_id.isdigit():
         return None
     from mlflow.server.handlers import _get_tracking_store

@@ -41,15 +41,27 @@ def _contains_nul(value: object) -> bool:
 
 def _depth(document: object) -> int:
     """How deeply a JSON document nests, counted without recursion."""
+    if not isinstance(document, dict | list):
+        return 0
     deepest, pending = 0, [(document, 1)]
     while pending:
         value, depth = pending.pop()
-        if isinstance(value, dict | list):
-            deepest = max(deepest, depth)
-            if depth <= MAX_JSON_DEPTH:
-                items = value.values() if isinstance(value, dict) else value
-                pending.extend((item, depth + 1) for item in items)
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:
+            items = value.values() if isinstance(value, dict) else value
+            # Only containers are queued: a 1,000-metric batch's scalars are looked at once.
+            pending.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
     return deepest
+
+
+def plainly_lacks(body: bytes, *names: bytes) -> bool:
+    """Whether no key or string of the JSON `body` can be one of `names`: UTF-8 JSON of ASCII
+    characters only, without \\u escapes, spells every string as its bytes (the names hold no
+    `/`, JSON's other escape for a plain character), so names absent from the bytes are absent
+    from the document. NUL bytes mean UTF-16 or UTF-32, which json.loads also reads."""
+    if not body.isascii() or b"\x00" in body or b"\\u" in body:
+        return False
+    return not any(name in body for name in names)
 
 
 def _too_deep() -> BridgeError:
@@ -132,7 +144,9 @@ class RequestRewriter:
         # in the text first, and walk the document only when it might be there.
         if b"\\u0000" in body and _contains_nul(document):
             raise _refuse_nul()
-        rewritten = {key: self._value(key, self._nested(value)) for key, value in document.items()}
+        # Below the top level only experiment ids change: skip that walk when none can be there.
+        nested = (lambda value: value) if plainly_lacks(body, b"experiment_id") else self._nested
+        rewritten = {key: self._value(key, nested(value)) for key, value in document.items()}
         if rewritten == document:
             return body, document
         return json.dumps(rewritten).encode(), rewritten

@@ -11,6 +11,7 @@ and MLflow's answers are Django responses, passed through without DRF's headers.
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
@@ -46,25 +47,33 @@ TRACKING_SEGMENT = "tracking"
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def match_mlflow_rule(path: str, method: str) -> tuple[Rule, dict] | None:
-    """MLflow's rule for a path below the tracking prefix and its path arguments, or None."""
-    adapter = flask_app_url_adapter()
+Matched = tuple[Rule, dict]  # MLflow's rule for a request, and its path arguments
+
+
+class Location(NamedTuple):
+    """A tracking URL split, and MLflow's rule for its rest, matched once per request."""
+
+    project_path: str
+    rest: str | None  # None: the URL stops at `/tracking` without its slash
+    matched: Matched | None  # None: MLflow has no rule for this path and method
+
+
+def match_mlflow_rule(path: str, method: str) -> tuple[bool, Matched | None]:
+    """Whether MLflow serves `path` (with any method), and its rule and path arguments for
+    `method` (None when it has none)."""
+    adapter = mlflow_app.flask_app().url_map.bind("localhost")
     try:
-        return adapter.match(path, method, return_rule=True)
-    except HTTPException:
-        return None
+        return True, adapter.match(path, method, return_rule=True)
+    except HTTPException as exc:
+        return exc.code == 405, None
 
 
-def flask_app_url_adapter():
-    return mlflow_app.flask_app().url_map.bind("localhost")
-
-
-def split_location(location: str) -> tuple[str, str | None]:
+def split_location(location: str, method: str = "GET") -> Location:
     """Split `<project path>/tracking/<rest>` into the project path and `/<rest>`.
 
     A project path may itself contain a `tracking` segment (`a/tracking/tracking/`): the split
-    chosen is the leftmost whose rest is a route MLflow serves. `rest` is None when the URL
-    stops at `/tracking` without its slash.
+    chosen is the leftmost whose rest is a route MLflow serves. The rule found for `method`
+    while choosing is kept, so a request's path is matched once.
     """
     segments = location.split("/")
     splits = [i for i, segment in enumerate(segments) if segment == TRACKING_SEGMENT and i > 0]
@@ -72,21 +81,14 @@ def split_location(location: str) -> tuple[str, str | None]:
         raise not_found()
     for i in splits:
         rest = "/" + "/".join(segments[i + 1 :])
-        if i + 1 < len(segments) and _mlflow_serves(rest):
-            return "/".join(segments[:i]), rest
+        if i + 1 < len(segments):
+            served, matched = match_mlflow_rule(rest, method)
+            if served:
+                return Location("/".join(segments[:i]), rest, matched)
     last = splits[-1]
     if last == len(segments) - 1:
-        return "/".join(segments[:last]), None
-    return "/".join(segments[:last]), "/" + "/".join(segments[last + 1 :])
-
-
-def _mlflow_serves(path: str) -> bool:
-    adapter = flask_app_url_adapter()
-    try:
-        adapter.match(path, "GET")
-    except HTTPException as exc:
-        return exc.code == 405
-    return True
+        return Location("/".join(segments[:last]), None, None)
+    return Location("/".join(segments[:last]), "/" + "/".join(segments[last + 1 :]), None)
 
 
 def _encodes_a_slash(request: HttpRequest, project_path: str) -> bool:
@@ -217,8 +219,9 @@ class TrackingView(APIView):
 
     def locate(self, request: Request, location: str) -> bool:
         """Split the URL into project path and MLflow path; False when it needs a slash."""
-        project_path, rest = split_location(location)
-        remember(request, project_path=project_path, rest=rest, bridge_answer=None)
+        project_path, rest, matched = split_location(location, request.method)
+        remember(request, project_path=project_path, rest=rest, matched=matched)
+        remember(request, bridge_answer=None)
         if rest is None:
             return False
         if not project_path or "" in project_path.split("/"):
@@ -237,7 +240,7 @@ class TrackingView(APIView):
 
     def find_route(self, request: Request) -> None:
         """MLflow's rule for the request and the route table's row for it (deny by default)."""
-        matched = match_mlflow_rule(request.rest, request.method)
+        matched = request.matched
         if matched is None:
             raise BridgeError(
                 "ENDPOINT_NOT_FOUND", f"MLflow has no {request.method} route at {request.rest}."
@@ -318,7 +321,8 @@ def forward(request: Request) -> HttpResponse:
         body=body,
         headers=headers,
     )
-    response = dispatch.call_mlflow(environ, project.workspace)
+    with messages.reused(getattr(request, "parsed", None)):
+        response = dispatch.call_mlflow(environ, project.workspace)
     quota.record(project, request, route, upload_size, response.status_code)
     return response
 
@@ -338,7 +342,7 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
     if not raw and request.method not in METHODS_WITH_BODY:
         return None
     body, document = rewriter.json_body(raw)
-    messages.check_parses(request.method, request.rule.rule, document)
+    remember(request, parsed=messages.check_parses(request.method, request.rule.rule, document))
     check_required(route, document)
     if route.body is BodyKind.GRAPHQL:
         messages.check_graphql(document)

@@ -72,6 +72,9 @@ class Credential:
     job: CIJob | None = None
     # Whether GitLab has let this very token use a read_api route (TokenFingerprint.reads_api).
     reads_api: bool = False
+    # The access to the request's project, read in the same query as the token (a memo for
+    # access_to, which then makes no query of its own).
+    known: ProjectAccess | None = None
 
 
 def unique(queryset: QuerySet) -> Model | None:

@@ -1,5 +1,6 @@
 """WSGI entry point, served by gunicorn (`python manage.py serve`)."""
 
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -12,3 +13,9 @@ application = get_wsgi_application()
 from mlflow_bridge.mlflow_app import flask_app  # noqa: E402
 
 flask_app()
+
+# What is loaded now (Django, MLflow and their modules, ~340,000 objects) lives as long as the
+# worker: kept out of the collector's sight, a full collection walks only what requests made.
+# Each full collection of the whole heap cost ~170 ms of CPU on the bench machine; search_runs
+# over 300 runs took 1.24x bare's CPU per call without this, 0.69x with it (bench/RESULTS.md).
+gc.freeze()

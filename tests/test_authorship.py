@@ -26,6 +26,9 @@ def stamp(rule: str, document: dict, method: str = "POST") -> dict:
     return stamped
 
 
+SET_AUTHOR = {"run_id": "r", "key": "mlflow.user", "value": "mallory"}
+
+
 class TestStamp:
     @pytest.mark.parametrize(
         ("rule", "document", "expected"),
@@ -87,6 +90,30 @@ class TestStamp:
         body = json.dumps(document).encode()
 
         route = route_for("/api/2.0/mlflow/runs/search", "POST")
+        assert authorship.stamp("dave", route, body, document) == (body, document)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            pytest.param(b'{"run_id": "r", "key": "mlflow\\u002euser", "value": "mallory"}',
+                         id="tag spelled with an escape"),
+            pytest.param(json.dumps(SET_AUTHOR).encode("utf-16"), id="utf-16"),
+            pytest.param(json.dumps({**SET_AUTHOR, "run_id": "é"}, ensure_ascii=False).encode(),
+                         id="not ascii"),
+        ],
+    )  # fmt: skip
+    def test_it_finds_the_author_however_the_body_spells_it(self, body):
+        route = route_for("/api/2.0/mlflow/runs/set-tag", "POST")
+
+        _, stamped = authorship.stamp("dave", route, body, json.loads(body))
+
+        assert stamped["value"] == "dave"
+
+    def test_it_passes_a_body_naming_no_author_on_as_it_came(self):
+        document = {"run_id": "r", "metrics": [{"key": "loss", "value": 1, "timestamp": 1}]}
+        body = json.dumps(document).encode()
+
+        route = route_for("/api/2.0/mlflow/runs/log-batch", "POST")
         assert authorship.stamp("dave", route, body, document) == (body, document)
 
     def test_it_refuses_deleting_a_runs_author(self):

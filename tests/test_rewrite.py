@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.rewrite import RequestRewriter
+from mlflow_bridge.rewrite import RequestRewriter, plainly_lacks
 from mlflow_bridge.routes import route_for
 
 
@@ -101,3 +101,39 @@ def test_it_refuses_a_body_that_is_not_a_json_object(body):
         rewriter("/api/2.0/mlflow/runs/create").json_body(body)
 
     assert raised.value.status == 400
+
+
+NESTED_DEFAULT = {"trace": {"trace_info": {"trace_location": {"mlflow_experiment": {
+    "experiment_id": "0"}}}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(json.dumps(NESTED_DEFAULT).encode(), id="plain"),
+        pytest.param(json.dumps(NESTED_DEFAULT).replace("_id", "\\u005fid").encode(),
+                     id="key spelled with an escape"),
+        pytest.param(json.dumps(NESTED_DEFAULT).encode("utf-16"), id="utf-16"),
+        pytest.param(json.dumps({**NESTED_DEFAULT, "é": 1}, ensure_ascii=False).encode(),
+                     id="not ascii"),
+    ],
+)  # fmt: skip
+def test_it_finds_a_nested_experiment_however_the_body_spells_it(body):
+    _, document = rewriter("/api/3.0/mlflow/traces").json_body(body)
+
+    location = document["trace"]["trace_info"]["trace_location"]
+    assert location["mlflow_experiment"]["experiment_id"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("body", "lacks"),
+    [
+        pytest.param(b'{"run_id": "r", "metrics": []}', True, id="plain, absent"),
+        pytest.param(b'{"run_id": "r", "experiment_id": "0"}', False, id="present"),
+        pytest.param(b'{"experiment\\u005fid": "0"}', False, id="an escape may spell it"),
+        pytest.param('{"run_id": "é"}'.encode(), False, id="not ascii"),
+        pytest.param('{"run_id": "r"}'.encode("utf-16-le"), False, id="utf-16"),
+    ],
+)  # fmt: skip
+def test_it_trusts_the_bytes_only_when_they_spell_every_name_plainly(body, lacks):
+    assert plainly_lacks(body, b"experiment_id") is lacks

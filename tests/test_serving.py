@@ -80,6 +80,21 @@ class TestEffectiveConfiguration:
         assert argv[argv.index("--worker-class") + 1] == f"mlflow_bridge.workers.{worker}"
 
 
+class TestWorker:
+    def test_it_keeps_the_loaded_app_out_of_the_collectors_sight(self, tmp_path):
+        # What gunicorn's worker imports: Django, MLflow's app and stores, then gc.freeze().
+        script = "import gc, sharinghub_mlflow.wsgi; print(gc.get_freeze_count())"
+        env = {**os.environ, "DATA_DIR": str(tmp_path)}
+        for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
+            env.pop(name, None)
+
+        result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert int(result.stdout.split()[-1]) > 100_000
+
+
 class TestProductionSettings:
     def test_it_passes_djangos_deployment_checks(self, tmp_path):
         env = {
