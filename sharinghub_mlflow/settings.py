@@ -193,7 +193,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost, so that it sees every cookie the others set.
+    # Outermost: a HEAD answer leaves without a body whatever made it (gunicorn sends any).
+    "sharinghub_mlflow.head_requests.HeadWithoutBodyMiddleware",
+    # Outside the others, so that it sees every cookie they set.
     "sharinghub_mlflow.cookies.SecureCookiesOverHttpsMiddleware",
     # One line per request below /mlflow/, with what the tracking view learnt (project, route).
     "sharinghub_mlflow.observability.AccessLogMiddleware",

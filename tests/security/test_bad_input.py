@@ -133,6 +133,25 @@ def test_it_answers_head_and_options_on_every_route_without_a_500(writer):
             ), (method, route.rule, response.status_code)
 
 
+def test_it_answers_head_with_headers_only_so_a_kept_alive_connection_stays_usable(
+    writer, gunicorn_server
+):
+    """gunicorn sends whatever body a HEAD answer carries; on a kept-alive connection the
+    client would read those bytes as the start of its next answer."""
+    stranger = Api(writer.uri, None)
+    for api, path in [
+        (writer, "graphql"),  # the bridge's 403
+        (writer, "api/2.0/mlflow/runs/get?run_id=missing"),  # the bridge's 404
+        (writer, "api/2.0/mlflow/experiments/search?max_results=1"),  # MLflow's 200
+        (stranger, "api/2.0/mlflow/experiments/search"),  # 401
+    ]:
+        head = api.call("HEAD", path)
+        after = api.call("OPTIONS", "api/2.0/mlflow/experiments/search")
+
+        assert head.content == b"", path
+        assert after.status_code == (200 if api is writer else 401), (path, after.status_code)
+
+
 FIELDS = ["name", "experiment_id", "run_id", "key", "value", "timestamp", "step", "tags",
           "metrics", "params", "source", "version", "description", "new_name"]  # fmt: skip
 json_values = st.recursive(
