@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.test import RequestFactory
 
@@ -22,6 +23,7 @@ def test_it_drops_the_body_of_a_head_answer_and_keeps_its_length():
     assert response["Content-Length"] == str(len(BODY))
 
 
+@pytest.mark.django_db  # a response's close() ends the request: Django closes old connections
 def test_it_drops_a_streamed_head_answer_which_the_server_still_closes():
     closed = []
 
