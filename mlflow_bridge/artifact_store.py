@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import posixpath
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +22,9 @@ from django.conf import settings
 
 # How MLflow's server names proxied artifacts: mlflow-artifacts:/<path below the destination>.
 PROXY_SCHEME = "mlflow-artifacts:"
+# MLflow's local store writes an upload to a hidden file of this name beside its target and
+# renames it once complete (mlflow/store/artifact/local_artifact_repo.py); listings skip it.
+UPLOAD_STAGING_PREFIX = ".artifact.uploading."
 
 
 @dataclass(frozen=True)
@@ -123,3 +128,23 @@ def delete(directory: str) -> int:
                 break
             parent.rmdir()
     return count
+
+
+def abandoned_uploads(workspace: str, untouched_for: timedelta) -> list[StoredFile]:
+    """Staging files of the workspace's uploads not written to for `untouched_for`: their
+    worker died mid-upload. S3 has none: an object appears whole or not at all."""
+    if _is_s3():
+        return []
+    base = Path(settings.MLFLOW_ARTIFACTS_DESTINATION)
+    cutoff = time.time() - untouched_for.total_seconds()
+    return [
+        stored
+        for stored in files(workspace_directory(workspace))
+        if posixpath.basename(stored.key).startswith(UPLOAD_STAGING_PREFIX)
+        and (base / stored.key).stat().st_mtime < cutoff
+    ]
+
+
+def delete_file(key: str) -> None:
+    """Delete one local file below the destination."""
+    (Path(settings.MLFLOW_ARTIFACTS_DESTINATION) / _checked(key)).unlink(missing_ok=True)

@@ -4,7 +4,8 @@ Soft-deleted runs, logged models and experiments of the workspace (deleted at le
 `older_than` ago) lose their artifacts and then their rows, through MLflow's store
 (`_get_deleted_runs`, `_hard_delete_run`, ... as `mlflow gc` calls them). MLflow's `gc` itself
 cannot run here: it resolves `mlflow-artifacts:` URIs through a tracking server's HTTP API.
-Each artifact directory is resolved below the workspace's own root, or left alone.
+Each artifact directory is resolved below the workspace's own root, or left alone. The
+staging files of uploads whose worker died go too, once nothing has written to them for a day.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from mlflow.utils.workspace_context import ServerWorkspaceContext
 from mlflow_bridge import artifact_store
 from mlflow_bridge.mlflow_app import flask_app
 
+# An upload in progress writes to its staging file all the time; a day of silence means its
+# worker was killed (out of memory, SIGKILL) and nobody will finish or rename it.
+ABANDONED_UPLOAD_AGE = timedelta(days=1)
+
 
 @dataclass
 class Collected:
@@ -27,6 +32,7 @@ class Collected:
     experiments: list[str] = field(default_factory=list)
     artifact_files: int = 0
     artifact_bytes: int = 0
+    abandoned_uploads: int = 0
 
 
 def _free(collected: Collected, uri: str, workspace: str, dry_run: bool) -> None:
@@ -69,7 +75,17 @@ def collect(workspace: str, older_than: timedelta, *, dry_run: bool = False) -> 
             if not dry_run:
                 store._hard_delete_experiment(experiment.experiment_id)
             collected.experiments.append(experiment.experiment_id)
+    _free_abandoned_uploads(collected, workspace, dry_run)
     return collected
+
+
+def _free_abandoned_uploads(collected: Collected, workspace: str, dry_run: bool) -> None:
+    for stored in artifact_store.abandoned_uploads(workspace, ABANDONED_UPLOAD_AGE):
+        collected.abandoned_uploads += 1
+        collected.artifact_files += 1
+        collected.artifact_bytes += stored.size
+        if not dry_run:
+            artifact_store.delete_file(stored.key)
 
 
 def _deleted_experiments(store, updated_before: int | None) -> list:

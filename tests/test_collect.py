@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,30 @@ class TestGc:
         for project, _, directory, run_id in deleted_runs.values():
             assert f"Freed p-{project.id}: runs {run_id};" in out
             assert not directory.exists()
+
+    def test_it_removes_uploads_abandoned_for_a_day_and_keeps_those_still_written(
+        self, deleted_runs
+    ):
+        project, tracking, directory, run_id = deleted_runs["mine"]
+        experiment_id, live_run = tracking.new_run("uploads")
+        artifacts = run_dir(project.id, experiment_id, live_run) / "artifacts"
+        artifacts.mkdir(parents=True)
+        abandoned = artifacts / ".artifact.uploading.model.bin.x1"
+        in_progress = artifacts / ".artifact.uploading.model.bin.x2"
+        abandoned.write_bytes(b"a" * 3000)
+        in_progress.write_bytes(b"b" * 10)
+        two_days_ago = time.time() - 2 * 86400
+        os.utime(abandoned, (two_days_ago, two_days_ago))
+
+        dry = gc("--project", project.path, "--dry-run")
+        assert abandoned.exists() and "abandoned uploads 1;" in dry
+
+        out = gc("--project", project.path)
+
+        assert "abandoned uploads 1; 2 artifact files (5.0 kB)" in out
+        assert not abandoned.exists()
+        assert in_progress.exists()
+        assert tracking.get("runs/get", run_id=live_run)[0] == 200
 
     def test_it_names_the_fix_for_an_unknown_project(self):
         with pytest.raises(CommandError, match="give the path or id GitLab shows"):

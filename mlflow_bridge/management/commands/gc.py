@@ -34,11 +34,12 @@ class Command(BaseCommand):
             except (OSError, MlflowException, SQLAlchemyError) as exc:
                 raise CommandError(f"{workspace}: {exc}. Check that MLflow's database and the "
                                    "artifact store are reachable, then run gc again.")  # fmt: skip
-            if done.runs or done.logged_models or done.experiments:
+            if done.runs or done.logged_models or done.experiments or done.abandoned_uploads:
                 self.stdout.write(
                     f"{verb} {workspace}: runs {', '.join(done.runs) or '-'}; logged models "
                     f"{', '.join(done.logged_models) or '-'}; experiments "
-                    f"{', '.join(done.experiments) or '-'}; {done.artifact_files} artifact "
+                    f"{', '.join(done.experiments) or '-'}; abandoned uploads "
+                    f"{done.abandoned_uploads}; {done.artifact_files} artifact "
                     f"files ({human(done.artifact_bytes)})"
                 )
             runs, size = runs + len(done.runs), size + done.artifact_bytes
