@@ -166,7 +166,9 @@ SERVE_BIND = env.str("BIND", default="127.0.0.1:8000")
 # per call than 2 sync workers or 8 threads.
 SERVE_WORKERS = env.int("WORKERS", default=2)
 SERVE_THREADS = env.int("THREADS", default=4)
-# Seconds one request may take: large artifact uploads and downloads stream through the worker.
+# Seconds a worker may stay silent before gunicorn replaces it. A sync worker is silent while it
+# serves a request, so with THREADS=1 this bounds one request (large artifacts stream through
+# it); a gthread worker's main thread keeps reporting while its threads serve, so it does not.
 SERVE_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=600)
 # On SIGTERM, seconds workers get to finish the requests in flight before they are killed.
 SERVE_GRACEFUL_TIMEOUT = env.int("GRACEFUL_TIMEOUT", default=30)

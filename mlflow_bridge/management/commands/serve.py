@@ -23,7 +23,8 @@ class Command(BaseCommand):
             "--timeout",
             type=int,
             default=settings.SERVE_TIMEOUT,
-            help="Seconds a worker may spend on one request (large artifact transfers).",
+            help="Seconds a worker may stay silent before it is replaced (with --threads 1: "
+            "the longest one request may take, large artifact transfers included).",
         )
         parser.add_argument("--graceful-timeout", type=int, default=settings.SERVE_GRACEFUL_TIMEOUT)
 
