@@ -57,6 +57,11 @@ def check_parses(method: str, rule: str, document: dict) -> Parsed | None:
     message_class = _message_classes().get((method, table_key(rule)))
     if message_class is None or not document:
         return None
+    if (alias := _json_name_used(document, message_class.DESCRIPTOR)) is not None:
+        json_name, name = alias
+        raise BridgeError(
+            "INVALID_PARAMETER_VALUE", f"Field '{json_name}' must be spelled '{name}'."
+        )
     parsed = message_class()
     try:
         parse_dict(document, parsed)
@@ -64,6 +69,35 @@ def check_parses(method: str, rule: str, document: dict) -> Parsed | None:
         message = mlflows_message(document, message_class) or f"Invalid request body: {exc}"
         raise BridgeError("INVALID_PARAMETER_VALUE", message)
     return document, parsed
+
+
+def _json_name_used(document: object, descriptor) -> tuple[str, str] | None:
+    """The first field the document spells by its JSON name (`runId`), and its proto name.
+    Protobuf's parser takes either spelling; the bridge's checks, rewrites and author stamp
+    read the proto names only, so MLflow must never read a field they did not see."""
+    pending = [(document, descriptor)]
+    while pending:
+        value, message = pending.pop()
+        if isinstance(value, list):
+            pending.extend((item, message) for item in value)
+            continue
+        if not isinstance(value, dict):
+            continue
+        json_names = {field.json_name: field for field in message.fields}
+        for key, item in value.items():
+            field = message.fields_by_name.get(key)
+            if field is None and key in json_names:
+                return key, json_names[key].name
+            nested = field.message_type if field is not None else None
+            # Map keys and well-known types' keys (Struct) are the client's data.
+            if nested is not None and not nested.full_name.startswith("google.protobuf."):
+                if nested.GetOptions().map_entry:
+                    value_field = nested.fields_by_name["value"]
+                    if value_field.message_type is not None and isinstance(item, dict):
+                        pending.extend((v, value_field.message_type) for v in item.values())
+                else:
+                    pending.append((item, nested))
+    return None
 
 
 @contextlib.contextmanager
