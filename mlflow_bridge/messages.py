@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from functools import cache
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message
 
@@ -71,7 +72,24 @@ def check_parses(method: str, rule: str, document: dict) -> Parsed | None:
     return document, parsed
 
 
-def _json_name_used(document: object, descriptor) -> tuple[str, str] | None:
+@cache
+def _shape(descriptor: Descriptor) -> tuple[dict[str, str], dict[str, tuple[Descriptor, bool]]]:
+    """A message's fields as only their JSON name spells them (JSON name -> proto name), and
+    the fields the walk descends into (proto name -> message, whether a map holds them)."""
+    aliases = {f.json_name: f.name for f in descriptor.fields}
+    aliases = {key: name for key, name in aliases.items() if key not in descriptor.fields_by_name}
+    nested: dict[str, tuple[Descriptor, bool]] = {}
+    for field in descriptor.fields:
+        message, is_map = field.message_type, False
+        if message is not None and message.GetOptions().map_entry:
+            message, is_map = message.fields_by_name["value"].message_type, True
+        # Well-known types (Struct) hold the client's keys, as maps do.
+        if message is not None and not message.full_name.startswith("google.protobuf."):
+            nested[field.name] = (message, is_map)
+    return aliases, nested
+
+
+def _json_name_used(document: object, descriptor: Descriptor) -> tuple[str, str] | None:
     """The first field the document spells by its JSON name (`runId`), and its proto name.
     Protobuf's parser takes either spelling; the bridge's checks, rewrites and author stamp
     read the proto names only, so MLflow must never read a field they did not see."""
@@ -83,20 +101,16 @@ def _json_name_used(document: object, descriptor) -> tuple[str, str] | None:
             continue
         if not isinstance(value, dict):
             continue
-        json_names = {field.json_name: field for field in message.fields}
-        for key, item in value.items():
-            field = message.fields_by_name.get(key)
-            if field is None and key in json_names:
-                return key, json_names[key].name
-            nested = field.message_type if field is not None else None
-            # Map keys and well-known types' keys (Struct) are the client's data.
-            if nested is not None and not nested.full_name.startswith("google.protobuf."):
-                if nested.GetOptions().map_entry:
-                    value_field = nested.fields_by_name["value"]
-                    if value_field.message_type is not None and isinstance(item, dict):
-                        pending.extend((v, value_field.message_type) for v in item.values())
-                else:
-                    pending.append((item, nested))
+        aliases, nested = _shape(message)
+        if value.keys() & aliases.keys():
+            key = next(key for key in value if key in aliases)
+            return key, aliases[key]
+        for key in value.keys() & nested.keys():
+            child, is_map = nested[key]
+            if not is_map:
+                pending.append((value[key], child))
+            elif isinstance(value[key], dict):
+                pending.extend((item, child) for item in value[key].values())
     return None
 
 
