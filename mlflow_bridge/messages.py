@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from functools import cache
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message
 
@@ -57,6 +58,11 @@ def check_parses(method: str, rule: str, document: dict) -> Parsed | None:
     message_class = _message_classes().get((method, table_key(rule)))
     if message_class is None or not document:
         return None
+    if (alias := _json_name_used(document, message_class.DESCRIPTOR)) is not None:
+        json_name, name = alias
+        raise BridgeError(
+            "INVALID_PARAMETER_VALUE", f"Field '{json_name}' must be spelled '{name}'."
+        )
     parsed = message_class()
     try:
         parse_dict(document, parsed)
@@ -64,6 +70,48 @@ def check_parses(method: str, rule: str, document: dict) -> Parsed | None:
         message = mlflows_message(document, message_class) or f"Invalid request body: {exc}"
         raise BridgeError("INVALID_PARAMETER_VALUE", message)
     return document, parsed
+
+
+@cache
+def _shape(descriptor: Descriptor) -> tuple[dict[str, str], dict[str, tuple[Descriptor, bool]]]:
+    """A message's fields as only their JSON name spells them (JSON name -> proto name), and
+    the fields the walk descends into (proto name -> message, whether a map holds them)."""
+    aliases = {f.json_name: f.name for f in descriptor.fields}
+    aliases = {key: name for key, name in aliases.items() if key not in descriptor.fields_by_name}
+    nested: dict[str, tuple[Descriptor, bool]] = {}
+    for field in descriptor.fields:
+        message, is_map = field.message_type, False
+        if message is not None and message.GetOptions().map_entry:
+            message, is_map = message.fields_by_name["value"].message_type, True
+        # Well-known types (Struct) hold the client's keys, as maps do.
+        if message is not None and not message.full_name.startswith("google.protobuf."):
+            nested[field.name] = (message, is_map)
+    return aliases, nested
+
+
+def _json_name_used(document: object, descriptor: Descriptor) -> tuple[str, str] | None:
+    """The first field the document spells by its JSON name (`runId`), and its proto name.
+    Protobuf's parser takes either spelling; the bridge's checks, rewrites and author stamp
+    read the proto names only, so MLflow must never read a field they did not see."""
+    pending = [(document, descriptor)]
+    while pending:
+        value, message = pending.pop()
+        if isinstance(value, list):
+            pending.extend((item, message) for item in value)
+            continue
+        if not isinstance(value, dict):
+            continue
+        aliases, nested = _shape(message)
+        if value.keys() & aliases.keys():
+            key = next(key for key in value if key in aliases)
+            return key, aliases[key]
+        for key in value.keys() & nested.keys():
+            child, is_map = nested[key]
+            if not is_map:
+                pending.append((value[key], child))
+            elif isinstance(value[key], dict):
+                pending.extend((item, child) for item in value[key].values())
+    return None
 
 
 @contextlib.contextmanager

@@ -141,8 +141,9 @@ class RequestRewriter:
         if not isinstance(document, dict):
             raise BridgeError("MALFORMED_REQUEST", "The request body must be a JSON object.")
         # JSON can only spell NUL as an escape (a raw NUL byte is invalid JSON): look for it
-        # in the text first, and walk the document only when it might be there.
-        if b"\\u0000" in body and _contains_nul(document):
+        # in the text first, and walk the document only when it might be there. A UTF-16 or
+        # UTF-32 body (NUL bytes) spells the escape in other bytes: it is always walked.
+        if (b"\\u0000" in body or b"\x00" in body) and _contains_nul(document):
             raise _refuse_nul()
         # Below the top level only experiment ids change: skip that walk when none can be there.
         nested = (lambda value: value) if plainly_lacks(body, b"experiment_id") else self._nested

@@ -137,3 +137,11 @@ def test_it_finds_a_nested_experiment_however_the_body_spells_it(body):
 )  # fmt: skip
 def test_it_trusts_the_bytes_only_when_they_spell_every_name_plainly(body, lacks):
     assert plainly_lacks(body, b"experiment_id") is lacks
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32-le"])
+def test_it_refuses_a_nul_escape_in_a_body_of_any_encoding(encoding):
+    body = '{"run_id": "r", "key": "k", "value": "a\\u0000b"}'.encode(encoding)
+
+    with pytest.raises(BridgeError, match="NUL"):
+        rewriter("/api/2.0/mlflow/runs/set-tag").json_body(body)
