@@ -29,6 +29,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 
 from django.http import JsonResponse, StreamingHttpResponse
@@ -198,6 +199,34 @@ def _close(body: Iterable[bytes]) -> None:
         close()
 
 
+# How SQLAlchemy quotes a statement in its errors. MLflow answers a database error but an
+# OperationalError as a 400 carrying that text (mlflow/store/db/utils.py), and some refusals
+# quote it after their own words: "Registered Model (name=m) already exists. Error: (...)".
+SQL_SIGNATURES = (b"[SQL: ", b"sqlalche.me/e/")
+SQLALCHEMY_TEXT = re.compile(r"\s*(?:Error:\s*)?\([\w.]+\).*", re.DOTALL)
+
+
+def _refusal_without_sql(body: Iterable[bytes], workspace: str) -> list[bytes] | JsonResponse:
+    """MLflow's 400, read whole (a short JSON error), or the same refusal (its error code: a
+    client may act on RESOURCE_ALREADY_EXISTS) without the SQL it quotes; the log keeps it."""
+    try:
+        with ServerWorkspaceContext(workspace):
+            content = b"".join(body)
+    finally:
+        _close(body)
+    if not any(signature in content for signature in SQL_SIGNATURES):
+        return [content]
+    text = content.decode("utf-8", "replace")
+    logger.warning("MLflow's database refused a request: %s", text[:2000])
+    refusal = json.loads(text)
+    words = SQLALCHEMY_TEXT.sub("", str(refusal.get("message", ""))).strip()
+    words = words or "MLflow's database refused this request: check the values sent."
+    message = f"{words} (the database's own words are in the service's log)"
+    return error_response(
+        BridgeError(refusal.get("error_code", "BAD_REQUEST"), message, status=400)
+    )
+
+
 def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes]) -> JsonResponse:
     """MLflow's 5xx without its message, which may quote SQL or a storage path (the log keeps
     it). Flask's HTML page for an exception MLflow did not handle becomes JSON, too; Flask has
@@ -238,6 +267,10 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonRe
     code, _, reason = started["status"].partition(" ")
     if int(code) >= 500 and int(code) != 501:
         return _failure(int(code), started["headers"], body)
+    if int(code) == 400 and _is_json(started["headers"]):
+        body = _refusal_without_sql(body, workspace)
+        if isinstance(body, JsonResponse):
+            return body
     response = StreamingHttpResponse(_InWorkspace(body, workspace), status=int(code), reason=reason)
     del response["Content-Type"]
     for name, value in started["headers"]:

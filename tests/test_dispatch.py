@@ -160,3 +160,56 @@ def test_it_keeps_mlflows_other_failures_without_retry_after():
 
     assert answer.status_code == 500
     assert "Retry-After" not in answer
+
+
+def test_it_keeps_the_sql_of_mlflows_database_refusals_from_the_client(caplog):
+    """MLflow turns a database error (here an IntegrityError) into a 400 quoting the SQL."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST
+    from sqlalchemy.exc import IntegrityError
+
+    from mlflow_bridge.dispatch import _refusal_without_sql
+
+    error = IntegrityError("INSERT INTO tags (key, value) VALUES (?, ?)", ("k", "v"), Exception())
+    refused = MlflowException(message=error, error_code=BAD_REQUEST).serialize_as_json().encode()
+    assert b"[SQL: INSERT INTO tags" in refused
+
+    answer = _refusal_without_sql([refused], "p-42")
+
+    body = json.loads(answer.content)
+    assert answer.status_code == 400
+    assert body["error_code"] == "BAD_REQUEST"
+    assert "SQL" not in body["message"] and "INSERT" not in body["message"]
+    assert "INSERT INTO tags" in caplog.text
+
+
+def test_it_passes_mlflows_other_refusals_through_unchanged():
+    from mlflow_bridge.dispatch import _refusal_without_sql
+
+    refused = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "Missing value for run_id"}'
+
+    assert _refusal_without_sql(iter([refused[:20], refused[20:]]), "p-42") == [refused]
+
+
+def test_it_keeps_mlflows_error_code_and_own_words_when_it_quotes_sql():
+    """A rename onto an existing name: the client acts on RESOURCE_ALREADY_EXISTS."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+    from sqlalchemy.exc import IntegrityError
+
+    from mlflow_bridge.dispatch import _refusal_without_sql
+
+    error = IntegrityError("UPDATE registered_models SET name=?", ("m2",), Exception("UNIQUE"))
+    refused = (
+        MlflowException(
+            f"Registered Model (name=m2) already exists. Error: {error}", RESOURCE_ALREADY_EXISTS
+        )
+        .serialize_as_json()
+        .encode()
+    )
+
+    body = json.loads(_refusal_without_sql([refused], "p-42").content)
+
+    assert body["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    assert body["message"].startswith("Registered Model (name=m2) already exists.")
+    assert "UPDATE" not in body["message"] and "IntegrityError" not in body["message"]

@@ -399,3 +399,16 @@ def test_it_never_fails_with_a_500_on_generated_otlp_spans(spans, writer):
         "Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})  # fmt: skip
 
     assert response.status_code < 500, (spans, response.text[:300])
+
+
+def test_it_refuses_a_rename_onto_a_taken_name_without_quoting_sql(writer):
+    """MLflow's answer quotes the failed UPDATE; the client still gets its error code."""
+    for name in ("taken-a", "taken-b"):
+        writer.ok("POST", "api/2.0/mlflow/registered-models/create", json={"name": name})
+
+    response = writer.post("registered-models/rename", {"name": "taken-a", "new_name": "taken-b"})
+
+    assert_clear_error(response, 400)
+    assert response.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    assert "already exists" in response.json()["message"]
+    assert "SQL" not in response.text and "UPDATE" not in response.text
