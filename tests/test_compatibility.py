@@ -539,3 +539,27 @@ class TestMlflowsOwnMessages:
             "error_code": "INVALID_PARAMETER_VALUE",
             "message": message + " See the API docs for more information about request parameters.",
         }
+
+
+class TestFieldSpellings:
+    def test_it_refuses_a_camel_case_field_and_keeps_nothing_of_it(self, fresh):
+        experiment_id, run_id = new_run(fresh)
+
+        response = fresh.post("runs/set-tag", {"runId": run_id, "key": "k", "value": "v"})
+
+        assert response.status_code == 400
+        assert response.json() == {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": "Field 'runId' must be spelled 'run_id'.",
+        }
+        run = fresh.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})["run"]
+        assert "k" not in {tag["key"] for tag in run["data"].get("tags", [])}
+
+    def test_it_leaves_camel_case_keys_of_free_form_values_alone(self, fresh):
+        experiment_id, run_id = new_run(fresh)
+
+        fresh.ok("POST", "api/2.0/mlflow/runs/set-tag",
+                 json={"run_id": run_id, "key": "runId", "value": "mine"})  # fmt: skip
+
+        run = fresh.ok("GET", "api/2.0/mlflow/runs/get", params={"run_id": run_id})["run"]
+        assert {"key": "runId", "value": "mine"} in run["data"]["tags"]
