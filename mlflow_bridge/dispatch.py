@@ -202,44 +202,52 @@ def _close(body: Iterable[bytes]) -> None:
 # How SQLAlchemy quotes a statement in its errors. MLflow answers a database error but an
 # OperationalError as a 400 carrying that text (mlflow/store/db/utils.py), and some refusals
 # quote it after their own words: "Registered Model (name=m) already exists. Error: (...)".
-SQL_SIGNATURES = (b"[SQL: ", b"sqlalche.me/e/")
+SQL_SIGNATURES = ("[SQL: ", "sqlalche.me/e/")
 SQLALCHEMY_TEXT = re.compile(r"\s*(?:Error:\s*)?\([\w.]+\).*", re.DOTALL)
 
 
-def _refusal_without_sql(body: Iterable[bytes], workspace: str) -> list[bytes] | JsonResponse:
-    """MLflow's 400, read whole (a short JSON error), or the same refusal (its error code: a
-    client may act on RESOURCE_ALREADY_EXISTS) without the SQL it quotes; the log keeps it."""
+def _read_whole(body: Iterable[bytes]) -> bytes:
+    """An error MLflow answered (short JSON), read whole and closed."""
     try:
-        with ServerWorkspaceContext(workspace):
-            content = b"".join(body)
+        return b"".join(body)
     finally:
         _close(body)
-    if not any(signature in content for signature in SQL_SIGNATURES):
-        return [content]
+
+
+def _error_in(text: str) -> dict:
+    """MLflow's `{"error_code", "message"}`, or {} when the text is not one."""
+    with contextlib.suppress(ValueError):
+        if isinstance(error := json.loads(text), dict):
+            return error
+    return {}
+
+
+def _refusal_without_sql(body: Iterable[bytes]) -> list[bytes] | JsonResponse:
+    """MLflow's 400, read whole, or the same refusal (its error code: a client may act on
+    RESOURCE_ALREADY_EXISTS) without the SQL it quotes; the log keeps it."""
+    content = _read_whole(body)
     text = content.decode("utf-8", "replace")
+    if not any(signature in text for signature in SQL_SIGNATURES):
+        return [content]
     logger.warning("MLflow's database refused a request: %s", text[:2000])
-    refusal = json.loads(text)
+    refusal = _error_in(text)
     words = SQLALCHEMY_TEXT.sub("", str(refusal.get("message", ""))).strip()
     words = words or "MLflow's database refused this request: check the values sent."
     message = f"{words} (the database's own words are in the service's log)"
-    return error_response(
-        BridgeError(refusal.get("error_code", "BAD_REQUEST"), message, status=400)
-    )
+    error_code = str(refusal.get("error_code") or "BAD_REQUEST")
+    return error_response(BridgeError(error_code, message, status=400))
 
 
 def _failure(status: int, headers: list[tuple[str, str]], body: Iterable[bytes]) -> JsonResponse:
     """MLflow's 5xx without its message, which may quote SQL or a storage path (the log keeps
     it). Flask's HTML page for an exception MLflow did not handle becomes JSON, too; Flask has
     logged the traceback. 501 (a feature this store lacks) keeps its message."""
-    try:
-        text = b"".join(body).decode("utf-8", "replace") if _is_json(headers) else ""
-    finally:
-        _close(body)
-    error_code = "INTERNAL_ERROR"
+    text = _read_whole(body).decode("utf-8", "replace")
+    if not _is_json(headers):
+        text = ""  # Flask's HTML page for an exception: Flask has logged the traceback.
     if text:
         logger.warning("MLflow answered %s: %s", status, text[:2000])
-        with contextlib.suppress(ValueError, AttributeError):
-            error_code = str(json.loads(text).get("error_code") or error_code)
+    error_code = str(_error_in(text).get("error_code") or "INTERNAL_ERROR")
     if error_code == "TEMPORARILY_UNAVAILABLE":
         # MLflow's name for its database failing (mlflow/store/db/utils.py): as retryable as
         # the same failure in Django's database.
@@ -268,7 +276,7 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonRe
     if int(code) >= 500 and int(code) != 501:
         return _failure(int(code), started["headers"], body)
     if int(code) == 400 and _is_json(started["headers"]):
-        body = _refusal_without_sql(body, workspace)
+        body = _refusal_without_sql(body)
         if isinstance(body, JsonResponse):
             return body
     response = StreamingHttpResponse(_InWorkspace(body, workspace), status=int(code), reason=reason)

@@ -174,7 +174,7 @@ def test_it_keeps_the_sql_of_mlflows_database_refusals_from_the_client(caplog):
     refused = MlflowException(message=error, error_code=BAD_REQUEST).serialize_as_json().encode()
     assert b"[SQL: INSERT INTO tags" in refused
 
-    answer = _refusal_without_sql([refused], "p-42")
+    answer = _refusal_without_sql([refused])
 
     body = json.loads(answer.content)
     assert answer.status_code == 400
@@ -188,7 +188,7 @@ def test_it_passes_mlflows_other_refusals_through_unchanged():
 
     refused = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "Missing value for run_id"}'
 
-    assert _refusal_without_sql(iter([refused[:20], refused[20:]]), "p-42") == [refused]
+    assert _refusal_without_sql(iter([refused[:20], refused[20:]])) == [refused]
 
 
 def test_it_keeps_mlflows_error_code_and_own_words_when_it_quotes_sql():
@@ -208,7 +208,7 @@ def test_it_keeps_mlflows_error_code_and_own_words_when_it_quotes_sql():
         .encode()
     )
 
-    body = json.loads(_refusal_without_sql([refused], "p-42").content)
+    body = json.loads(_refusal_without_sql([refused]).content)
 
     assert body["error_code"] == "RESOURCE_ALREADY_EXISTS"
     assert body["message"].startswith("Registered Model (name=m2) already exists.")
