@@ -1,4 +1,4 @@
-"""Settings, each read once from the environment (see the README's configuration table)."""
+"""Settings, each read once from the environment (see docs/configuration.md)."""
 
 import secrets
 from pathlib import Path

@@ -1,5 +1,5 @@
 """deploy/kubernetes/: valid against Kubernetes' schemas (offline), and consistent with the
-service: settings the README documents, probes Django answers, commands that exist."""
+service: settings docs/configuration.md documents, probes Django answers, commands that exist."""
 
 from __future__ import annotations
 
@@ -45,8 +45,7 @@ def containers() -> list[dict]:
 
 
 def documented_settings() -> set[str]:
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = (ROOT / "docs" / "configuration.md").read_text()
     return set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
 
 
