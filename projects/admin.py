@@ -156,7 +156,9 @@ class GitLabUserAdmin(MirrorAdmin):
     @admin.action(description="Invalidate the cached memberships and tokens of these users")
     def invalidate(self, request, queryset):
         count = membership_cache.invalidate(Membership.objects.filter(user__in=queryset))
-        count += TokenFingerprint.objects.filter(user__in=queryset).delete()[0]
+        count += membership_cache.invalidate_tokens(
+            TokenFingerprint.objects.filter(user__in=queryset)
+        )
         _invalidated(self, request, count, "memberships and token fingerprints")
 
 
@@ -206,7 +208,9 @@ class TokenFingerprintAdmin(MirrorAdmin):
 
     @admin.action(description="Invalidate (the next request asks GitLab who this is)")
     def invalidate(self, request, queryset):
-        _invalidated(self, request, queryset.delete()[0], "token fingerprints")
+        _invalidated(
+            self, request, membership_cache.invalidate_tokens(queryset), "token fingerprints"
+        )
 
 
 @admin.register(CIJob)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from projects import gitlab, records
+from projects import gitlab, memo, records
 from projects.models import (
     READ_LEVEL,
     CIJob,
@@ -120,9 +120,11 @@ def _refresh_membership(
     membership: Membership,
     summary: RefreshSummary,
 ) -> Membership:
-    """GitLab's answer for one membership, remembered and counted."""
+    """GitLab's answer for one membership, remembered and counted; no worker's memo keeps the
+    old one (nor its project's old topics)."""
     level, source = client.membership(project.id, project.path, membership.user_id)
     updated = records.remember_membership(membership.user, project, level, source)
+    memo.forget()
     summary.refreshed += 1
     summary.changed += level != membership.access_level
     return updated
@@ -130,16 +132,28 @@ def _refresh_membership(
 
 def invalidate(memberships: QuerySet[Membership]) -> int:
     """Forget memberships: the next request asks GitLab. Deleted, not expired, so that the
-    outage grace cannot serve them either. Returns how many were forgotten."""
-    return memberships.delete()[0]
+    outage grace cannot serve them either; every worker's memo with them. Returns how many
+    were forgotten."""
+    forgotten = memberships.delete()[0]
+    memo.forget()
+    return forgotten
+
+
+def invalidate_tokens(fingerprints: QuerySet[TokenFingerprint]) -> int:
+    """Forget tokens: the next request asks GitLab whose they are. Returns how many."""
+    forgotten = fingerprints.delete()[0]
+    memo.forget()
+    return forgotten
 
 
 def orphan(project_id: int) -> int:
     """Mark a project GitLab says is gone: unreachable, its MLflow data kept until
     `purge_projects`. Returns 1 when it was not orphaned yet, else 0 (the first date stays)."""
-    return GitLabProject.objects.filter(id=project_id, orphaned_at__isnull=True).update(
+    orphaned = GitLabProject.objects.filter(id=project_id, orphaned_at__isnull=True).update(
         orphaned_at=timezone.now()
     )
+    memo.forget()
+    return orphaned
 
 
 def prune() -> dict[str, int]:

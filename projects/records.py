@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from projects import gitlab
+from projects import gitlab, memo
 from projects.models import (
     READ_LEVEL,
     WRITE_LEVEL,
@@ -182,8 +182,10 @@ def remember_membership(
 
 
 def move_project(project_id: int, path: str) -> GitLabProject:
-    """Record a project's new path (renamed or transferred); its rows follow its id."""
+    """Record a project's new path (renamed or transferred); its rows follow its id, and no
+    worker's memo answers for the old path any more."""
     with transaction.atomic():
         free_path(path, for_id=project_id)
         project, _ = GitLabProject.objects.update_or_create(id=project_id, defaults={"path": path})
+        memo.forget()
     return project

@@ -40,6 +40,9 @@ MEMBERSHIP_CACHE_TTL = env.int("MEMBERSHIP_CACHE_TTL", default=60)
 # Negative answers (unknown token, no access, no such project) are trusted for less time,
 # so that a user just added in GitLab does not wait a whole TTL.
 MEMBERSHIP_NEGATIVE_CACHE_TTL = env.int("MEMBERSHIP_NEGATIVE_CACHE_TTL", default=10)
+# Each worker remembers a cached member's answer this long (seconds; never past the database's
+# expiry; 0: off), so that their repeated calls make no query; invalidations reach it at once.
+MEMBERSHIP_MEMO_TTL = env.int("MEMBERSHIP_MEMO_TTL", default=5)
 # While GitLab is unreachable or answers 5xx/429, a cached answer up to this age (seconds)
 # keeps working; beyond it, requests get 503.
 GITLAB_OUTAGE_GRACE = env.int("GITLAB_OUTAGE_GRACE", default=15 * 60)

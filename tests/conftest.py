@@ -74,6 +74,14 @@ def closed_gitlab_breaker():
     gitlab.breaker.record_answer()
 
 
+@pytest.fixture(autouse=True)
+def empty_memo():
+    """Each test starts with an empty per-process memo: earlier tests' rows are rolled back."""
+    from projects import memo
+
+    memo.clear()
+
+
 @pytest.fixture(scope="session")
 def gitlab() -> GitLabDouble:
     double = GitLabDouble().start()
