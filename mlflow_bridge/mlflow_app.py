@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import types
 from functools import cache
 
 from django.conf import settings
@@ -35,10 +37,28 @@ def _configure_environment() -> None:
     )
 
 
+def _basic_auth_off() -> None:
+    """MLflow's basic-auth app, as MLflow's handlers see it: off (access is GitLab's here).
+
+    search_runs imports `mlflow.server.auth` on every call to ask whether it is on; without
+    its optional Flask-WTF the import fails after running most of the module, and a failed
+    import is not kept: ~1 ms of CPU per call, fixed whatever the runs. Installing Flask-WTF
+    would turn MLflow's own permission filter on instead. This stub answers what the handlers
+    ask (auth_config, is_auth_enabled, the GraphQL middleware); nothing here serves `mlflow
+    server --app-name basic-auth`.
+    """
+    auth = types.ModuleType("mlflow.server.auth", "MLflow's basic-auth app: off (SharingHub).")
+    auth.auth_config = None
+    auth.is_auth_enabled = lambda: False
+    auth.get_graphql_authorization_middleware = list
+    sys.modules.setdefault("mlflow.server.auth", auth)
+
+
 @cache
 def flask_app() -> Flask:
     """MLflow's Flask app with its stores built; imported once per process."""
     _configure_environment()
+    _basic_auth_off()
     from mlflow.server import app, handlers
 
     handlers.initialize_backend_stores(
