@@ -17,13 +17,16 @@ warmed, then every workload runs in short turns that alternate bare/service, the
 service/bare (a few calls per turn, or one heavy call), so that drift on a shared machine hits
 both alike. Times are taken client-side with time.perf_counter around each call (or transfer,
 page load, burst of concurrent calls). Each server's CPU time (its process tree's user +
-system) is read around its own turns: CPU per call is steadier than wall time on a shared
-machine, and is budgeted at no more than bare's on every row (issue 12).
+system) is read around its own turns, and on PostgreSQL its database's too (the backends
+connected to its own database, found in pg_stat_activity): CPU per call, server + database, is
+steadier than wall time on a shared machine, and is budgeted at no more than bare's on every
+row (issues 12 and 25).
 
 By default every request opens a fresh TCP connection (`Connection: close`): bare uvicorn
 with more than one worker stalls ~40 ms on each reused connection (its sockets lack
 TCP_NODELAY; gunicorn sets it), which would flatter the service. Rows 1k, 7k and 7wk show
-what keep-alive clients, such as MlflowClient, see.
+what keep-alive clients, such as MlflowClient, see. Each of these rows and its fresh-connection
+twin is also compared with bare's better median of the two modes: bare at its best.
 
 Workloads: 1 log_metric loop, 2 log_batch of 1,000 metrics, 3 get_run on a big run,
 4 search_runs over many runs, 5 search_experiments with few then many projects in the

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import BARE, SERVICE, Servers, Target, tree_cpu_seconds
+from bench.servers import (
+    BARE,
+    SERVICE,
+    Servers,
+    Target,
+    database_cpu_seconds,
+    tree_cpu_seconds,
+)
 
 
 @dataclass(frozen=True)
@@ -84,22 +91,34 @@ class Bench:
     def alternate(self, schedule: list[int], step: Step, calls_per_unit: int = 1) -> Samples:
         """Give both servers each turn of `schedule`: `step(target, n)` does n units of work
         (each `calls_per_unit` calls) and returns their samples. Who goes first swaps every
-        turn (bare service, service bare...). Each server's CPU time (its process tree's) is
-        read around its own turns only."""
+        turn (bare service, service bare...). Each server's CPU time (its process tree's) and
+        its database's (the PostgreSQL backends it is connected to) are read around its own
+        turns only."""
         samples = Samples({BARE: [], SERVICE: []})
         cpu = dict.fromkeys(samples, 0.0)
+        database = dict.fromkeys(samples, 0.0)
         for index, count in enumerate(schedule):
             order = self.targets if index % 2 == 0 else self.targets[::-1]
             for target in order:
                 started = tree_cpu_seconds(target.pid)
+                backends = database_cpu_seconds(target.database)
                 samples[target.name].extend(step(target, count))
                 cpu[target.name] += tree_cpu_seconds(target.pid) - started
+                database[target.name] += sum(
+                    seconds - backends.get(pid, 0.0)
+                    for pid, seconds in database_cpu_seconds(target.database).items()
+                )
         operations = sum(schedule) * calls_per_unit
         samples.cpu_ms_per_op = {name: 1000 * seconds / operations for name, seconds in cpu.items()}
+        samples.database_ms_per_op = {
+            name: 1000 * seconds / operations for name, seconds in database.items()
+        }
         return samples
 
 
 class Samples(dict):
-    """Samples per server, and the server CPU time each operation cost (ms), when measured."""
+    """Samples per server, and the CPU time each operation cost (ms), when measured: the
+    server's, and its database server's (0 for SQLite, whose work is in the server's)."""
 
     cpu_ms_per_op: dict[str, float] | None = None
+    database_ms_per_op: dict[str, float] | None = None

@@ -72,6 +72,8 @@ AS_FAST = Budget("max_ratio", 1.10)
 AS_MUCH = Budget("min_ratio", 0.90)
 AT_LEAST_BARE = Budget("min_ratio", 1.00)
 P95_NO_WORSE = Budget("max_p95_ratio", 1.00)
+# Budgets on the ratio of medians, also held against bare's better client mode (issue 25).
+BEST_BUDGETS = ("max_ratio", "min_ratio")
 # Issue 12: the service spends no more server CPU per call than bare, on every row measured.
 CPU_LIMIT = 1.00
 
@@ -88,6 +90,8 @@ class Row:
     budget: Budget | None = None
     higher_is_better: bool = False
     hot_path: bool = False  # must make no GitLab call while the cache is fresh
+    # Bare's median in its better client mode (fresh connections or keep-alive), and which.
+    bare_best: tuple[float, str] | None = None
 
     @property
     def bare(self) -> list[float]:
@@ -109,10 +113,22 @@ class Row:
         return self.p95(self.service) / bare if bare else math.nan
 
     @property
+    def best_ratio(self) -> float | None:
+        """Median service / bare's median in its better client mode, when paired."""
+        if self.bare_best is None or not self.bare_best[0]:
+            return None
+        return statistics.median(self.service) / self.bare_best[0]
+
+    def cpu_ms(self, name: str) -> float:
+        """CPU per call of one side: its server's and its database server's."""
+        database = getattr(self.samples, "database_ms_per_op", None) or {}
+        return self.samples.cpu_ms_per_op[name] + database.get(name, 0.0)
+
+    @property
     def cpu_ratio(self) -> float | None:
-        """Server CPU per call, service / bare, when measured."""
+        """CPU per call, server + database, service / bare, when measured."""
         cpu = getattr(self.samples, "cpu_ms_per_op", None)
-        return cpu[SERVICE] / cpu[BARE] if cpu and cpu[BARE] else None
+        return self.cpu_ms(SERVICE) / self.cpu_ms(BARE) if cpu and self.cpu_ms(BARE) else None
 
     def p95(self, values: list[float]) -> float:
         """The worst 5%: the 95th percentile of a time, the 5th of a throughput."""
@@ -120,6 +136,10 @@ class Row:
 
     def verdict(self) -> str:
         parts = [self.budget.verdict(self)] if self.budget else []
+        if self.best_ratio is not None and self.budget and self.budget.kind in BEST_BUDGETS:
+            at_most = self.budget.kind == "max_ratio"
+            limit = self.budget.limit
+            parts.append(ratio_verdict("vs bare's best ", self.best_ratio, limit, at_most=at_most))
         if self.cpu_ratio is not None:
             parts.append(ratio_verdict("CPU ", self.cpu_ratio, CPU_LIMIT, at_most=True))
         if self.hot_path:
@@ -127,11 +147,21 @@ class Row:
         return "; ".join(parts) or "—"
 
     def cpu_cell(self) -> str:
-        """Server CPU s per 1,000 calls (= ms per call), bare → service (service/bare)."""
+        """CPU s per 1,000 calls (= ms per call), bare → service (service/bare): the server's,
+        plus its database server's when that is another process (PostgreSQL)."""
         if self.cpu_ratio is None:
             return "—"
-        cpu = self.samples.cpu_ms_per_op
-        return f"{fmt(cpu[BARE])} → {fmt(cpu[SERVICE])} ({self.cpu_ratio:.2f})"
+        return f"{self._side_cpu(BARE)} → {self._side_cpu(SERVICE)} ({self.cpu_ratio:.2f})"
+
+    def _side_cpu(self, name: str) -> str:
+        server = self.samples.cpu_ms_per_op[name]
+        database = (getattr(self.samples, "database_ms_per_op", None) or {}).get(name, 0.0)
+        return f"{fmt(server)} + {fmt(database)}" if database else fmt(server)
+
+    def best_cell(self) -> str:
+        if self.best_ratio is None:
+            return "—"
+        return f"{self.best_ratio:.2f} ({self.bare_best[1]}: {fmt(self.bare_best[0])})"
 
     def markdown(self) -> str:
         calls = "—" if self.gitlab_calls is None else str(self.gitlab_calls)
@@ -144,6 +174,7 @@ class Row:
             fmt(statistics.median(self.service)),
             fmt(self.p95(self.service)),
             "—" if math.isnan(self.ratio) else f"{self.ratio:.2f}",
+            self.best_cell(),
             self.cpu_cell(),
             calls,
             self.verdict(),
@@ -153,10 +184,20 @@ class Row:
 
 TABLE_HEADER = (
     "| # | workload | unit | bare median | bare p95 | service median | service p95 "
-    "| service/bare | server CPU ms/op (s per 1,000 ops), bare → service | GitLab calls "
+    "| service/bare | service / bare at its best (its mode: median) "
+    "| CPU ms/op (s per 1,000 ops), server + database, bare → service | GitLab calls "
     "| budget |\n"
-    "|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|"
+    "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"
 )
+
+
+def against_bare_at_its_best(fresh: Row, kept: Row) -> None:
+    """Give a pair of rows measured with fresh connections and with keep-alive ones bare's
+    better median of the two, so that each is also compared with what bare does at its best
+    (a single keep-alive client stalls bare uvicorn ~40 ms a call: its worst, not its best)."""
+    modes = [(statistics.median(fresh.bare), "fresh"), (statistics.median(kept.bare), "keep-alive")]
+    best = max(modes) if fresh.higher_is_better else min(modes)
+    fresh.bare_best = kept.bare_best = best
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -223,10 +264,13 @@ def report(
         "",
         markdown_table(rows),
         "p95 is the worst 5%: the 95th percentile of a time, the 5th of a throughput. "
-        "service/bare is the ratio of the medians. Server CPU: user + system time of each "
-        "server's process tree during its own turns, per operation (the database server's "
-        "is not included); steadier than wall times on a shared machine. GitLab calls: those "
-        "the service made during the workload, its set-up included.",
+        "service/bare is the ratio of the medians; for rows measured both with fresh and with "
+        "keep-alive connections (1/1k, 7/7k, 7w/7wk and their latencies), the next column "
+        "divides by bare's better median of the two modes. CPU: user + system time of each "
+        "server's process tree during its own turns, per operation, plus (PostgreSQL) that of "
+        "the database backends connected to its own database (pg_stat_activity's pids, read "
+        "with psutil); the budget is on the sum. Steadier than wall times on a shared machine. "
+        "GitLab calls: those the service made during the workload, its set-up included.",
         "",
         *(f"- {note}" for note in bench.notes),
     ]

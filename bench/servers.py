@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import psutil
@@ -47,6 +48,7 @@ class Target:
     headers: dict[str, str]
     pid: int  # root of the server's process tree
     keep_alive: bool
+    database: str = ""  # its own PostgreSQL database; empty for SQLite (in-process)
     experiment_id: str = ""
     http: requests.Session = field(init=False)
 
@@ -258,13 +260,14 @@ def start_servers(
     wait_until_up(f"{service_url}/healthz", service, service_log)
     wait_until_up(f"{bare_url}/health", bare, workdir / "bare.log")
     return Servers(
-        bare=Target(BARE, f"{bare_url}/", {}, bare.pid, keep_alive),
+        bare=Target(BARE, f"{bare_url}/", {}, bare.pid, keep_alive, database_name(bare_uri)),
         service=Target(
             SERVICE,
             f"{service_url}/mlflow/{project.path}/tracking/",
             {"Authorization": f"Bearer {dave.token}"},
             service.pid,
             keep_alive,
+            database_name(service_uri),
         ),
         gitlab=gitlab,
         bare_uri=bare_uri,
@@ -272,6 +275,11 @@ def start_servers(
         logs=[workdir / "bare.log", service_log],
         service_model=serving_model(service_log),
     )
+
+
+def database_name(uri: str) -> str:
+    """The PostgreSQL database of a URI; "" for SQLite, whose work is the server's own."""
+    return uri.rsplit("/", 1)[-1] if uri.startswith("postgresql") else ""
 
 
 def serving_model(log: Path) -> str:
@@ -298,6 +306,32 @@ def tree_cpu_seconds(root: int) -> float:
             times = process.cpu_times()
             total += times.user + times.system + times.children_user + times.children_system
     return total
+
+
+@cache
+def _postgres_admin():
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    return connection
+
+
+def database_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU time (user + system) each PostgreSQL backend connected to `database` has used so
+    far, by pid (pg_stat_activity, then psutil); {} for SQLite. A backend that ends between
+    two readings loses its time since the first: both servers keep their connections open."""
+    if not database:
+        return {}
+    with _postgres_admin().cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])
+        pids = [pid for (pid,) in cursor.fetchall()]
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = psutil.Process(pid).cpu_times()
+            seconds[pid] = times.user + times.system
+    return seconds
 
 
 def tree_rss_mb(processes: list[psutil.Process]) -> float:
