@@ -1,4 +1,4 @@
-"""mlflow_bridge/mlflow_app.py: the embedded MLflow app does no needless work per call.
+"""mlflow_bridge/embedded/mlflow_app.py: the embedded MLflow app does no needless work per call.
 
 Dave is a Developer of the project and searches its runs.
 """
