@@ -19,6 +19,8 @@ yet) means no memo: the call queries the database as before.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 import uuid
@@ -31,6 +33,7 @@ from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import transaction
 
+logger = logging.getLogger(__name__)
 GENERATION_KEY = "sharinghub:memo-generation"
 PER_PROCESS = (LocMemCache, DummyCache)
 # Past this many entries the memo starts again empty: it holds the callers of the last seconds.
@@ -113,7 +116,8 @@ def _generation() -> object:
     try:
         stamp = os.stat(_stamp())
     except FileNotFoundError:
-        _new_generation()
+        with contextlib.suppress(OSError):  # a DATA_DIR we cannot write: no memo, no error
+            open(_stamp(), "ab").close()
         return None
     return stamp.st_ino, stamp.st_size, stamp.st_mtime_ns
 
@@ -123,6 +127,10 @@ def _new_generation() -> None:
     if _shared():
         cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
         return
-    # O_APPEND: each change makes the file one byte longer, whichever process writes it.
-    with open(_stamp(), "ab") as stamp:
-        stamp.write(b".")
+    try:
+        # O_APPEND: each change makes the file one byte longer, whichever process writes it.
+        with open(_stamp(), "ab") as stamp:
+            stamp.write(b".")
+    except OSError as exc:
+        # The other workers keep their entries, for MEMBERSHIP_MEMO_TTL at most.
+        logger.error("Cannot write %s (%s): make DATA_DIR writable", _stamp(), exc)

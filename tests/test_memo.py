@@ -11,16 +11,20 @@ import itertools
 import json
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from projects import memo
+from projects import membership_cache, memo
 from projects.models import GitLabProject, Membership, TokenFingerprint
+from sharinghub_mlflow.cache import FailSoftRedisCache
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
 
 SECRET = "memo-hook-secret-0123456789"
+# A database of its own: other suites' servers share database 0.
+REDIS = "redis://127.0.0.1:6379/7"
 BODY = {"max_results": 5}
 _names = itertools.count()
 
@@ -196,9 +200,59 @@ class TestInvalidation:
 
     def test_it_forgets_an_orphaned_project(self, client, project, dave):
         memoized(client, project, dave)
-        from projects import membership_cache
 
         membership_cache.orphan(project.id)
 
         assert GitLabProject.objects.get(id=project.id).orphaned_at is not None
         assert search(client, project, dave) == 404
+
+    def test_it_forgets_a_level_a_refresh_changed(self, client, gitlab, settings, project, dave):
+        settings.GITLAB_SERVICE_TOKEN = gitlab.add_user(f"admin{next(_names)}", admin=True).token
+        memoized(client, project, dave)
+        project.direct[dave.id] = 20  # Reporter now: reads, cannot write
+
+        membership_cache.refresh(Membership.objects.filter(user_id=dave.id))
+
+        tracking = Tracking(client, project.path, dave.token)
+        assert tracking.post("experiments/create", {"name": f"e{next(_names)}"})[0] == 403
+
+
+class TestThroughTheSharedCache:
+    @pytest.fixture(autouse=True)
+    def redis(self, settings):
+        settings.CACHE_URL = REDIS
+        settings.CACHES = {"default": {"BACKEND": "sharinghub_mlflow.cache.FailSoftRedisCache",
+                                       "LOCATION": REDIS}}  # fmt: skip
+        cache.delete(memo.GENERATION_KEY)
+        yield
+        cache.delete(memo.GENERATION_KEY)
+
+    def test_it_makes_no_django_query_for_a_repeated_call(self, client, project, dave):
+        memoized(client, project, dave)
+
+        with CaptureQueriesContext(connection) as queries:
+            assert search(client, project, dave) == 200
+
+        assert queries.captured_queries == []
+
+    def test_it_reads_the_database_again_once_another_process_changed_the_generation(
+        self, client, project, dave
+    ):
+        memoized(client, project, dave)
+        cache.set(memo.GENERATION_KEY, "another worker's", timeout=None)
+
+        with CaptureQueriesContext(connection) as queries:
+            assert search(client, project, dave) == 200
+
+        assert len(queries.captured_queries) == 1
+
+    def test_it_reads_the_database_while_the_cache_cannot_answer(
+        self, client, monkeypatch, project, dave
+    ):
+        memoized(client, project, dave)
+        monkeypatch.setattr(FailSoftRedisCache, "paused_until", float("inf"))
+
+        with CaptureQueriesContext(connection) as queries:
+            assert search(client, project, dave) == 200
+
+        assert len(queries.captured_queries) == 1
