@@ -154,10 +154,12 @@ def free_path(path: str, for_id: int) -> None:
     """Rename away any other project row holding `path`: paths are unique, ids are the truth.
 
     A renamed project may have left its old path on another id. Call inside a transaction.
+    No worker's memo keeps answering for the path with the other project.
     """
     for other in GitLabProject.objects.filter(path=path).exclude(id=for_id):
         other.path = f"{path}#moved-{other.id}"
         other.save(update_fields=["path"])
+        memo.forget()
 
 
 def remember_membership(

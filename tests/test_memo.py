@@ -256,3 +256,21 @@ class TestThroughTheSharedCache:
             assert search(client, project, dave) == 200
 
         assert len(queries.captured_queries) == 1
+
+
+class TestPathsReused:
+    def test_it_answers_for_the_project_that_now_holds_a_path(self, client, gitlab, project, dave):
+        memoized(client, project, dave)
+        # GitLab gave the path to a new project (the old one moved away, no webhook came);
+        # the service learns it when GitLab answers for the path: here, for Olga.
+        old_path = project.path
+        gitlab.rename(project, project.path + "-old")
+        newcomer = gitlab.add_project(old_path)
+        newcomer.direct[dave.id] = 10
+        olga = gitlab.add_user(f"olga{next(_names)}")
+        newcomer.direct[olga.id] = 30
+        assert search(client, newcomer, olga) == 200
+
+        tracking = Tracking(client, old_path, dave.token)
+
+        assert tracking.post("experiments/create", {"name": f"e{next(_names)}"})[0] != 200
