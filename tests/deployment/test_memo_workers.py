@@ -31,7 +31,9 @@ MOST_CALLS = 200
 def server(request, tmp_path_factory, gitlab) -> tuple[LiveServer, set[int]]:
     env = {"GITLAB_WEBHOOK_SECRET": SECRET,
            # Entries outlive the test: only an invalidation can void them.
-           "MEMBERSHIP_MEMO_TTL": "3600", "MEMBERSHIP_CACHE_TTL": "3600"}  # fmt: skip
+           "MEMBERSHIP_MEMO_TTL": "3600", "MEMBERSHIP_CACHE_TTL": "3600",
+           # A worker keeps each connection until the client closes it: `holder` finds it.
+           "KEEPALIVE": "600"}  # fmt: skip
     if request.param == "with CACHE_URL":
         env["CACHE_URL"] = REDIS
     server, process = start_live_server(tmp_path_factory.mktemp("memo"), gitlab.url, **env)
