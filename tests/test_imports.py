@@ -210,6 +210,7 @@ def mlflow_tables() -> set[str]:
     """The tables of the installed MLflow's tracking and registry schema."""
     import mlflow.store.model_registry.dbmodels.models  # noqa: F401 - registers its tables
     import mlflow.store.tracking.dbmodels.models  # noqa: F401
+    import mlflow.store.workspace.dbmodels.models  # noqa: F401
     from mlflow.store.db.base_sql_model import Base
 
     return set(Base.metadata.tables)

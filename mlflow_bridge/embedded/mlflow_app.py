@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from functools import cache
 
 from django.conf import settings
@@ -81,16 +82,24 @@ def upgrade_database() -> None:
     flask_app()
 
 
-_known_workspaces: set[str] = set()
+# How long a worker trusts that a workspace it saw still exists. Another process deletes one
+# only in `purge_projects`, of a project not served (orphaned) for --orphaned-for: its first
+# request after GitLab answers for it again comes long after this, and recreates it.
+WORKSPACE_RECHECK_SECONDS = 600
+_known_workspaces: dict[str, float] = {}  # workspace -> time.monotonic() it was seen
+# A workspace's Default experiment, checked on each use (only requests naming experiment "0"):
+# `gc` in another process hard-deletes it once a user deleted it.
 _default_experiments: dict[str, str] = {}
 _lock = threading.Lock()
+_EXISTS = "SELECT 1 FROM experiments WHERE experiment_id = :id AND workspace = :workspace"
 
 
 def ensure_workspace(workspace: str, description: str) -> None:
     """Create the project's workspace and its `Default` experiment on first use; safe when
     workers race to create them. A bare server always has experiment "0", `Default`: clients,
     the UI and MLflow's own tests expect a fresh project's search to list it."""
-    if workspace in _known_workspaces:
+    seen = _known_workspaces.get(workspace)
+    if seen is not None and time.monotonic() - seen < WORKSPACE_RECHECK_SECONDS:
         return
     flask_app()
     from mlflow.entities import Workspace
@@ -106,13 +115,14 @@ def ensure_workspace(workspace: str, description: str) -> None:
             store.get_workspace(workspace)  # Another worker won the race; it must exist now.
     default_experiment_id(workspace)
     with _lock:
-        _known_workspaces.add(workspace)
+        _known_workspaces[workspace] = time.monotonic()
 
 
 def default_experiment_id(workspace: str) -> str:
     """Id of the project's `Default` experiment, which stands in for MLflow's experiment "0"."""
-    if workspace in _default_experiments:
-        return _default_experiments[workspace]
+    remembered = _default_experiments.get(workspace)
+    if remembered is not None and _exists(remembered, workspace):
+        return remembered
     from mlflow.exceptions import MlflowException
 
     store = tracking_store()
@@ -129,6 +139,13 @@ def default_experiment_id(workspace: str) -> str:
     with _lock:
         _default_experiments[workspace] = experiment_id
     return experiment_id
+
+
+def _exists(experiment_id: str, workspace: str) -> bool:
+    """Whether the experiment's row is still there (a primary-key SELECT)."""
+    with tracking_store().engine.connect() as connection:
+        parameters = {"id": int(experiment_id), "workspace": workspace}
+        return connection.execute(text(_EXISTS), parameters).first() is not None
 
 
 # MLflow's request workspace, bound for a with-block: what MLflow's stores scope every query by.
@@ -182,7 +199,7 @@ def delete_workspace(workspace: str) -> None:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
     with _lock:
-        _known_workspaces.discard(workspace)
+        _known_workspaces.pop(workspace, None)
         _default_experiments.pop(workspace, None)
 
 
