@@ -21,9 +21,9 @@ from mlflow import MlflowClient
 
 from projects.models import CIJob, TokenFingerprint
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
+from tests.live import LiveServer, start_live_server, stop
 
 TTL = 2
 SEARCH = {"max_results": 10}
@@ -75,8 +75,7 @@ class TestWithTheStockClient:
             MEMBERSHIP_NEGATIVE_CACHE_TTL="1",
         )
         yield server
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
     def test_it_logs_a_run_to_its_own_project(self, gitlab, ci, server, monkeypatch):
         job = gitlab.add_job(ci.project, ci.cindy)

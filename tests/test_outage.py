@@ -24,9 +24,9 @@ from django.utils import timezone
 from mlflow_bridge.errors import LONG_OUTAGE_STATUS
 from projects import gitlab_health
 from projects.models import Membership, TokenFingerprint
-from tests.conftest import start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
+from tests.live import start_live_server, stop
 
 GRACE = 15 * 60
 _projects = itertools.count()
@@ -265,8 +265,7 @@ class TestAWrongGitLabUrl:
             done = subprocess.run([sys.executable, "-c", SET_EXPERIMENT], env=env,
                                   capture_output=True, text=True, timeout=120)  # fmt: skip
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            stop(process)
 
         assert "WARNING: GitLab at http://127.0.0.1:9 unreachable" in server.log.read_text()
         assert readyz["gitlab"] == "unreachable (ConnectionError)"

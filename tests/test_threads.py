@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from tests.api import Api
-from tests.conftest import start_live_server
+from tests.live import start_live_server, stop
 
 CLIENTS = 32
 METRICS_PER_CLIENT = 10
@@ -29,8 +29,7 @@ def one_worker(tmp_path_factory, gitlab):
     server, process = start_live_server(tmp_path_factory.mktemp("one-worker"), gitlab.url,
                                         workers=1)  # fmt: skip
     yield server
-    process.terminate()
-    process.wait(timeout=60)
+    stop(process)
 
 
 def log_concurrently(clients: list[MlflowClient], experiments: list[str]) -> list[str]:
@@ -95,7 +94,8 @@ CHUNK = b"x" * 65536
 
 
 def test_it_finishes_an_upload_in_flight_when_told_to_stop(tmp_path, gitlab):
-    server, process = start_live_server(tmp_path, gitlab.url, workers=1)
+    # The graceful shutdown under test: longer than the upload still has to send.
+    server, process = start_live_server(tmp_path, gitlab.url, workers=1, GRACEFUL_TIMEOUT="30")
     uploader = gitlab.add_user("late-uploader")
     project = gitlab.add_project("crowd/team/stopping")
     project.direct[uploader.id] = 30

@@ -20,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests import testenv
-from tests.conftest import ROOT, LiveServer, start_live_server
+from tests.live import ROOT, LiveServer, start_live_server, stop
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,7 @@ def target(tmp_path_factory, gitlab) -> tuple[LiveServer, dict]:
     databases = testenv.database_env("import")
     server, process = start_live_server(tmp_path_factory.mktemp("import"), gitlab.url, **databases)
     yield server, {**databases, "DATA_DIR": str(server.data_dir)}
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def import_sharinghub(target, old, *extra) -> str:

@@ -22,8 +22,8 @@ from mlflow.exceptions import MlflowException
 
 from tests import testenv
 from tests.api import Api, seed_project
-from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
+from tests.live import LiveServer, start_live_server, stop
 
 HOOK_SECRET = "ops-hook-secret-0123456789"
 QUOTA = 1_000_000
@@ -49,8 +49,7 @@ def server(tmp_path_factory, gitlab, service_token) -> LiveServer:
         **testenv.database_env("ops"),
     )
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 @pytest.fixture(scope="module")

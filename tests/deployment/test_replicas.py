@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from tests import testenv
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
+from tests.live import LiveServer, start_live_server, stop
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -36,8 +36,7 @@ def replicas(tmp_path_factory, gitlab) -> tuple[LiveServer, LiveServer]:
                for i in range(2)]  # fmt: skip
     yield tuple(server for server, _ in started)
     for _, process in started:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests import testenv
-from tests.conftest import ROOT, start_live_server
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
+from tests.live import ROOT, start_live_server, stop
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -100,8 +100,7 @@ def server(tmp_path_factory, gitlab):
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     yield live
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 @pytest.fixture(scope="module")

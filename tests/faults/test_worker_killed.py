@@ -18,7 +18,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import gunicorn_workers, start_live_server, wait_until
+from tests.live import gunicorn_workers, start_live_server, stop, wait_until
 
 CHUNK = 64 * 1024
 SIZE = 64 * CHUNK  # 4 MiB
@@ -29,8 +29,7 @@ STAGING_PREFIX = ".artifact.uploading."
 def server_with_workers(tmp_path_factory, gitlab):
     server, process = start_live_server(tmp_path_factory.mktemp("killed"), gitlab.url, workers=2)
     yield server, process
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 class StalledBody:
