@@ -55,13 +55,16 @@ def cast(gitlab) -> Cast:
 
 # --- in-process ----------------------------------------------------------------------------
 @pytest.fixture
-def site(db, settings, gitlab) -> Site:
-    """The service in-process, set up as `gunicorn_server` is (GitLab: the double, its OAuth
-    application); each test's database changes are rolled back, MLflow's store is kept."""
+def site(db, settings, gitlab, monkeypatch) -> Site:
+    """The service in-process at http://testserver, set up as `gunicorn_server` is (GitLab: the
+    double, its OAuth application): a live test's requests reach it unchanged. Each test's
+    database changes are rolled back; MLflow's store is kept."""
     for name, value in site_settings(gitlab).items():
         setattr(settings, name, value)
     cache.clear()
-    return Site()
+    site = Site()
+    site.serve_every_session(monkeypatch)
+    return site
 
 
 @pytest.fixture(scope="session")

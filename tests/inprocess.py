@@ -87,12 +87,12 @@ class WsgiAdapter(requests.adapters.BaseAdapter):
     (Django's test Client switches them off). Bodies are sent whole: chunked transfer, slow
     clients and gunicorn's own refusals need a live server (tests/live.py)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.handler = ClientHandler(enforce_csrf_checks=True)
+    handler: ClientHandler | None = None  # one for all: it loads the middleware once
 
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
-        answer = self.handler(_environ(request))
+        if WsgiAdapter.handler is None:
+            WsgiAdapter.handler = ClientHandler(enforce_csrf_checks=True)
+        answer = WsgiAdapter.handler(_environ(request))
         content = b"".join(answer.streaming_content) if answer.streaming else answer.content
         headers = [*answer.items()]
         headers += [("Set-Cookie", c.output(header="").strip()) for c in answer.cookies.values()]
@@ -164,18 +164,20 @@ class Site:
         session.mount(f"{self.url}/", WsgiAdapter())
         return session
 
+    def serve_every_session(self, monkeypatch) -> None:
+        """Until the test ends, every requests.Session (requests.get too) sends its calls to
+        this site in-process; other URLs (the GitLab double's) still go over the network."""
+        opened = requests.Session.__init__
+
+        def init(session: requests.Session) -> None:
+            opened(session)
+            session.mount(f"{self.url}/", WsgiAdapter())
+
+        monkeypatch.setattr(requests.Session, "__init__", init)
+
     def api(self, path: str, token: str | None) -> Api:
         """tests/api.py's client of project `path`, in-process."""
-        return SiteApi(self.tracking_uri(path), token)
-
-
-class SiteApi(Api):
-    """tests/api.py's client of a `Site` tracking URI, served in-process."""
-
-    def __init__(
-        self, tracking_uri: str, token: str | None, session: requests.Session | None = None
-    ):
-        super().__init__(tracking_uri, token, session or Site().session())
+        return Api(self.tracking_uri(path), token, session=self.session())
 
 
 def site_settings(gitlab: GitLabDouble) -> dict[str, object]:

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tests.inprocess import SiteApi
+from tests.api import Api
 
 _fresh = itertools.count()
 
@@ -100,7 +100,7 @@ OUTSIDERS = ["minnie", "charlie", "otto"]
 
 @pytest.mark.parametrize("who", READERS + WRITERS)
 def test_it_lets_every_member_read_every_route_class(who, cast, project_uri, seeded):
-    api = SiteApi(project_uri, getattr(cast, who).token)
+    api = Api(project_uri, getattr(cast, who).token)
 
     failures = [
         (name, response.status_code)
@@ -113,7 +113,7 @@ def test_it_lets_every_member_read_every_route_class(who, cast, project_uri, see
 
 @pytest.mark.parametrize("who", READERS)
 def test_it_refuses_every_write_to_read_only_roles(who, cast, project_uri, seeded):
-    api = SiteApi(project_uri, getattr(cast, who).token)
+    api = Api(project_uri, getattr(cast, who).token)
     role = {"gina": "Guest", "paula": "Planner", "rita": "Reporter"}[who]
 
     for name, method, path, kwargs in writes(seeded):
@@ -127,11 +127,11 @@ def test_it_refuses_every_write_to_read_only_roles(who, cast, project_uri, seede
 
 def test_it_leaves_data_unchanged_after_refused_writes(cast, project_uri, seeded):
     for who in READERS:
-        api = SiteApi(project_uri, getattr(cast, who).token)
+        api = Api(project_uri, getattr(cast, who).token)
         for _, method, path, kwargs in writes(seeded):
             api.call(method, path, **kwargs)
 
-    run = SiteApi(project_uri, cast.olivia.token).ok("GET", "api/2.0/mlflow/runs/get",
+    run = Api(project_uri, cast.olivia.token).ok("GET", "api/2.0/mlflow/runs/get",
                                                  params={"run_id": seeded["run_id"]})  # fmt: skip
     assert [t["key"] for t in run["run"]["data"]["tags"] if not t["key"].startswith("mlflow.")] \
         == ["team"]  # fmt: skip
@@ -140,7 +140,7 @@ def test_it_leaves_data_unchanged_after_refused_writes(cast, project_uri, seeded
 
 @pytest.mark.parametrize("who", WRITERS)
 def test_it_lets_developers_and_above_write_every_route_class(who, cast, project_uri, seeded):
-    api = SiteApi(project_uri, getattr(cast, who).token)
+    api = Api(project_uri, getattr(cast, who).token)
 
     failures = [
         (name, response.status_code, response.text[:200])
@@ -153,7 +153,7 @@ def test_it_lets_developers_and_above_write_every_route_class(who, cast, project
 
 @pytest.mark.parametrize("who", WRITERS)
 def test_it_lets_developers_and_above_delete(who, cast, project_uri):
-    api = SiteApi(project_uri, getattr(cast, who).token)
+    api = Api(project_uri, getattr(cast, who).token)
     experiment_id = api.ok("POST", "api/2.0/mlflow/experiments/create",
                            json={"name": f"doomed-{who}"})["experiment_id"]  # fmt: skip
 
@@ -166,7 +166,7 @@ def test_it_lets_developers_and_above_delete(who, cast, project_uri):
 
 @pytest.mark.parametrize("who", READERS)
 def test_it_refuses_deletes_to_read_only_roles(who, cast, project_uri, seeded):
-    api = SiteApi(project_uri, getattr(cast, who).token)
+    api = Api(project_uri, getattr(cast, who).token)
 
     response = api.post("experiments/delete", {"experiment_id": seeded["experiment_id"]})
 
@@ -174,12 +174,10 @@ def test_it_refuses_deletes_to_read_only_roles(who, cast, project_uri, seeded):
 
 
 @pytest.mark.parametrize("who", OUTSIDERS)
-def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(
-    who, cast, site, seeded
-):
+def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(who, cast, site, seeded):
     token = getattr(cast, who).token
-    existing = SiteApi(site.tracking_uri(cast.project.path), token)
-    missing = SiteApi(site.tracking_uri("ml/team/no-such-project"), token)
+    existing = Api(site.tracking_uri(cast.project.path), token)
+    missing = Api(site.tracking_uri("ml/team/no-such-project"), token)
 
     for name, method, path, kwargs in reads(seeded) + writes(seeded):
         on_existing = existing.call(method, path, **kwargs)
@@ -188,20 +186,16 @@ def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(
         assert on_existing.content == on_missing.content, name
 
 
-def test_it_treats_a_public_project_like_a_private_one_for_non_members(
-    gitlab, cast, site
-):
+def test_it_treats_a_public_project_like_a_private_one_for_non_members(gitlab, cast, site):
     public = gitlab.add_project("ml/open/churn", visibility="public")
 
-    response = SiteApi(site.tracking_uri(public.path), cast.charlie.token).get(
-        "experiments/search"
-    )
+    response = Api(site.tracking_uri(public.path), cast.charlie.token).get("experiments/search")
 
     assert response.status_code == 404
 
 
 def test_it_answers_401_with_a_challenge_without_credentials(project_uri):
-    response = SiteApi(project_uri, None).post("experiments/search")
+    response = Api(project_uri, None).post("experiments/search")
 
     assert response.status_code == 401
     assert "Bearer" in response.headers["WWW-Authenticate"]
@@ -210,7 +204,7 @@ def test_it_answers_401_with_a_challenge_without_credentials(project_uri):
 
 
 def test_it_answers_401_for_a_token_gitlab_does_not_know(project_uri):
-    response = SiteApi(project_uri, "glpat-unknown").post("experiments/search")
+    response = Api(project_uri, "glpat-unknown").post("experiments/search")
 
     assert response.status_code == 401
     assert "unknown, expired or revoked" in response.json()["message"]
@@ -219,7 +213,7 @@ def test_it_answers_401_for_a_token_gitlab_does_not_know(project_uri):
 def test_it_asks_for_the_read_api_scope(gitlab, project_uri):
     narrow = gitlab.add_user("narrow", scopes=("read_user",))
 
-    response = SiteApi(project_uri, narrow.token).post("experiments/search")
+    response = Api(project_uri, narrow.token).post("experiments/search")
 
     assert response.status_code == 401
     assert "read_api" in response.json()["message"]
