@@ -8,9 +8,11 @@ flight (short here: a test server has none worth waiting for), then SIGKILL.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # for a loaded machine, and then kills.
 GRACEFUL_TIMEOUT = 3
 STOP_MARGIN = 10
+# What `manage.py upgrade` writes into a DATA_DIR on SQLite (sharinghub_mlflow/settings.py).
+SQLITE_FILES = ("django.sqlite3", "mlflow.sqlite3")
 
 
 def free_port() -> int:
@@ -58,6 +62,36 @@ def stop(process: subprocess.Popen, grace: float = GRACEFUL_TIMEOUT) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+_migrated: dict[str, object] = {}
+
+
+def migrated_template() -> dict[str, object]:
+    """Databases migrated once per session (`manage.py upgrade`), which each new server starts
+    from a copy of, so that its own `serve` finds nothing to migrate: on SQLite the files of a
+    template DATA_DIR, on PostgreSQL two template databases."""
+    if not _migrated:
+        data_dir = Path(tempfile.mkdtemp(prefix="sharinghub-mlflow-template-"))
+        databases = testenv.database_env("template")
+        env = {**os.environ, "DATA_DIR": str(data_dir), **databases,
+               "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings"}  # fmt: skip
+        done = subprocess.run([sys.executable, "manage.py", "upgrade"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        _migrated.update(data_dir=data_dir, databases=databases)
+    return _migrated
+
+
+def fresh_databases(data_dir: Path) -> dict[str, str]:
+    """A new server's databases, already migrated: SQLite files copied into its DATA_DIR, or
+    (TEST_DATABASE=postgresql) new databases made from the templates; their settings."""
+    template = migrated_template()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in SQLITE_FILES:
+        if (template["data_dir"] / name).exists():
+            shutil.copyfile(template["data_dir"] / name, data_dir / name)
+    return testenv.database_env(templates=template["databases"])
 
 
 @dataclass
@@ -101,7 +135,7 @@ def start_live_server(
     for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
         env.pop(name, None)
     if not {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
-        env.update(testenv.database_env())
+        env.update(fresh_databases(data_dir))
     env.update(extra_env)
     process = subprocess.Popen(
         [
