@@ -36,8 +36,8 @@ from django.http import JsonResponse, StreamingHttpResponse
 from gunicorn.http.errors import ParseException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge.errors import BridgeError, database_unavailable, error_response
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.edge.errors import BridgeError, database_unavailable, error_response
+from mlflow_bridge.embedded.mlflow_app import flask_app
 
 DROPPED_ENVIRON_KEYS = frozenset(
     {
