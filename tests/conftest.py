@@ -97,10 +97,14 @@ def site_project_b(site, cast, site_seeds) -> tuple[Api, dict]:
 # --- live ----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def gunicorn_server(tmp_path_factory, gitlab) -> LiveServer:
-    # Browsers log in through the double's OAuth provider (tests/sessions.py).
+    """The live server the live tests share (each server started costs seconds): browsers log
+    in through the double's OAuth provider (tests/sessions.py); CI jobs get their user's role
+    through a service account; 2 workers, one of which tests/faults/test_worker_killed.py kills."""
+    service = gitlab.add_user("mlflow-service", admin=True)
     server, process = start_live_server(
-        tmp_path_factory.mktemp("live"), gitlab.url, **gitlab.oauth.settings
-    )
+        tmp_path_factory.mktemp("live"), gitlab.url, GITLAB_SERVICE_TOKEN=service.token,
+        **gitlab.oauth.settings,
+    )  # fmt: skip
     yield server
     stop(process)
 
@@ -117,3 +121,16 @@ def project_b(gunicorn_server, cast, project_a) -> tuple[Api, dict]:
     """Project ml/other/churn on the live server, seeded by Otto with project A's names."""
     api = Api(gunicorn_server.tracking_uri(cast.other_project.path), cast.otto.token)
     return api, seed_project(api)
+
+
+@pytest.fixture(scope="session")
+def server_without_gitlab(tmp_path_factory) -> LiveServer:
+    """A live server whose GITLAB_URL names nothing that answers, and which says at once that
+    GitLab is out (GITLAB_OUTAGE_RETRYABLE=0): tests/test_outage.py and
+    tests/faults/test_misconfiguration.py share it."""
+    server, process = start_live_server(
+        tmp_path_factory.mktemp("no-gitlab"), "http://127.0.0.1:9",
+        GITLAB_OUTAGE_RETRYABLE="0", GITLAB_TIMEOUT="1",
+    )  # fmt: skip
+    yield server
+    stop(process)

@@ -150,6 +150,18 @@ def _environ(request: requests.PreparedRequest) -> dict:
     return environ
 
 
+def raw_call(method: str, raw_path: str, headers: dict[str, str], body: bytes = b"") -> tuple:
+    """(status, body) of a request whose path is sent exactly as written, dot segments and
+    escapes included (requests would normalise it), as http.client sends it to a live server."""
+    request = requests.PreparedRequest()
+    request.method, request.url, request.body = method, SITE_URL + raw_path, body or None
+    request.headers = requests.structures.CaseInsensitiveDict(headers)
+    if body:
+        request.headers["Content-Length"] = str(len(body))
+    response = WsgiAdapter().send(request)
+    return response.status_code, response.content
+
+
 class Site:
     """The service in-process, shaped like a live server (tests/live.py's LiveServer)."""
 

@@ -100,6 +100,7 @@ class LiveServer:
     data_dir: Path
     log: Path
     env: dict[str, str] = field(default_factory=dict)  # the server's, for its manage.py commands
+    process: subprocess.Popen | None = None  # gunicorn's master (`manage.py serve` execs it)
 
     def tracking_uri(self, path: str) -> str:
         return f"{self.url}/mlflow/{path}/tracking/"
@@ -152,7 +153,7 @@ def start_live_server(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log, env)
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log, env, process)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:

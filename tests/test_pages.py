@@ -239,7 +239,7 @@ class TestConnectPage:
 
         assert "MLFLOW_TRACKING_TOKEN: $CI_JOB_TOKEN" in ci
         assert 'pip install "mlflow==3.17.*"' in ci
-        # The live server has neither GITLAB_SERVICE_TOKEN nor a developer default role.
+        # The site here has neither GITLAB_SERVICE_TOKEN nor a developer default role.
         assert "On this server a job token only reads" in page
 
     def test_it_names_experiments_without_suffix_and_says_the_suffix_works(self, cast, page):
