@@ -108,9 +108,10 @@ class LiveServer:
     def session(self) -> requests.Session:
         return requests.Session()
 
-    def manage(self, *arguments: str) -> str:
+    def manage(self, *arguments: str, **extra_env: str) -> str:
         """Run a management command against this server's databases and storage; its stdout."""
-        done = subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=self.env,
+        env = {**self.env, **extra_env}
+        done = subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, (arguments, done.stdout, done.stderr[-3000:])
         return done.stdout

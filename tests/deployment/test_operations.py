@@ -20,7 +20,6 @@ import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests import testenv
 from tests.api import Api, seed_project
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.live import LiveServer, start_live_server, stop
@@ -46,7 +45,6 @@ def server(tmp_path_factory, gitlab, service_token) -> LiveServer:
         # A restored project is asked about again at once, not after a cached "no project".
         MEMBERSHIP_NEGATIVE_CACHE_TTL="0",
         DJANGO_SUPERUSER_PASSWORD="ops-admin-password",
-        **testenv.database_env("ops"),
     )
     yield server
     stop(process)
