@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from moto.server import ThreadedMotoServer
 
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
+from tests.live import LiveServer, start_live_server, stop
 
 BUCKET = "mlflow"
 PREFIX = "tenant/artifacts"
@@ -59,8 +59,7 @@ def server(tmp_path_factory, gitlab, s3_endpoint) -> LiveServer:
         **AWS,
     )
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 @pytest.fixture
