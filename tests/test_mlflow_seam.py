@@ -8,6 +8,7 @@ import ast
 import importlib
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Integer, String
@@ -63,6 +64,17 @@ PINNED_NAMES = {
     "mlflow.utils.workspace_context.ServerWorkspaceContext": "binding a request's workspace",
     "mlflow.utils.workspace_context.get_request_workspace": "OTLP's workspace",
 }
+# What MLflow's server reads of its basic-auth app (mlflow.server.auth), which mlflow_app
+# stubs as off: the names reached while it is off, and those only its own app reaches.
+PINNED_BASIC_AUTH_READS = {
+    "auth_config": "search_runs asks it on every call",
+    "is_auth_enabled": "the gateway and the budgets ask it",
+    "get_graphql_authorization_middleware": "each GraphQL call asks it",
+    "filter_experiment_ids": "only once auth_config is set: never",
+    "bootstrap_admin_user": "only `mlflow server --app-name basic-auth`",
+    "get_flask_server_secret_key": "only `mlflow server --app-name basic-auth`",
+}
+BASIC_AUTH_READS = re.compile(r"from mlflow\.server\.auth import ([\w, ]+)|\bauth(?:_mod)?\.(\w+)")
 # Private attributes the seam uses on MLflow's objects (not imported, so listed by hand).
 PINNED_ATTRIBUTES = {
     "mlflow.store.tracking.sqlalchemy_store.SqlAlchemyStore": (
@@ -136,6 +148,27 @@ class TestWhatTheSeamReliesOn:
     )
     def test_the_installed_mlflow_has_the_attribute(self, owner, name):
         assert callable(getattr(resolve(owner), name))
+
+    def test_it_pins_every_name_mlflows_server_reads_of_its_basic_auth_app(self):
+        import mlflow.server
+
+        server = Path(mlflow.server.__file__).parent
+        read = set()
+        for source in server.rglob("*.py"):
+            if "auth" in source.relative_to(server).parts[:1]:
+                continue  # the basic-auth app itself
+            for imported, attribute in BASIC_AUTH_READS.findall(source.read_text()):
+                read.update(name.strip() for name in (imported or attribute).split(","))
+
+        assert read == set(PINNED_BASIC_AUTH_READS)
+
+    def test_the_basic_auth_stub_answers_what_is_read_while_it_is_off(self):
+        mlflow_app.flask_app()
+        import mlflow.server.auth as auth
+
+        assert auth.auth_config is None
+        assert auth.is_auth_enabled() is False
+        assert auth.get_graphql_authorization_middleware() == []
 
     def test_the_built_tracking_store_has_what_the_seam_uses(self):
         store = mlflow_app.tracking_store()
