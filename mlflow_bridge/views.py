@@ -35,7 +35,6 @@ from mlflow_bridge import (
     throttling,
     ui_answers,
 )
-from mlflow_bridge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
 from mlflow_bridge.errors import BridgeError, Unauthenticated, not_found, too_large
 from mlflow_bridge.permissions import permissions_for
 from mlflow_bridge.rewrite import RequestRewriter, tag_job_run
@@ -186,7 +185,7 @@ class TrackingView(APIView):
     """Every project's MLflow server, behind DRF's authentication, permission and throttle
     classes (see the module docstring for the order of a request)."""
 
-    authentication_classes = (GitLabTokenAuthentication, GitLabSessionAuthentication)
+    # authentication_classes: REST_FRAMEWORK's DEFAULT_AUTHENTICATION_CLASSES.
     throttle_classes = (throttling.PrincipalRateThrottle,)
     # DRF never parses a body here and never renders one: MLflow's answer is passed on as is.
     parser_classes = ()

@@ -128,8 +128,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mlflow_bridge.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "NUM_PROXIES": TRUSTED_PROXIES,
-    # The tracking view sets its own classes; nothing else in the site is a DRF view.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # The tracking view is the site's only DRF view. One class per kind of credential, tried
+    # in this order (mlflow_bridge/authentication.py); their headers never reach MLflow.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mlflow_bridge.authentication.CIJobTokenAuthentication",
+        "mlflow_bridge.authentication.GitLabTokenAuthentication",
+        "mlflow_bridge.authentication.GitLabSessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": [],
 }
 
