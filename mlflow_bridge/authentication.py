@@ -7,6 +7,8 @@ success: `request.user` is the GitLab user, `request.auth` the credential (its t
 token's SHA-256, its CI job, whether it proved the read_api scope). Each names the headers it
 reads (`headers`); dispatch.py keeps every one of them from MLflow (credential_headers).
 
+- GitLabIdTokenAuthentication: a GitLab CI job's id_token (a JWT GitLab signed), verified
+  offline: the job's user in the job's own project, with no call to GitLab's API.
 - CIJobTokenAuthentication: a CI_JOB_TOKEN in `JOB-TOKEN`, or a `glcbt-` token in any token
   header. It authenticates as the user who triggered the job; its project access is the
   job's (projects/jobs.py).
@@ -35,7 +37,7 @@ from rest_framework.request import Request
 
 from mlflow_bridge import throttling
 from mlflow_bridge.errors import CHALLENGE, BridgeError, Unauthenticated, token_refused
-from projects import access, gitlab, jobs, oauth
+from projects import access, gitlab, idtokens, jobs, oauth
 from projects.models import GitLabUser
 
 Authenticated = tuple[GitLabUser, access.Credential]
@@ -107,6 +109,27 @@ class CredentialAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return CHALLENGE
+
+
+class GitLabIdTokenAuthentication(CredentialAuthentication):
+    """Authenticates a GitLab CI job by its id_token, a JWT GitLab signed, verified offline
+    (projects/idtokens.py): in `Authorization` (Bearer, or Basic's password)."""
+
+    headers = ("Authorization",)
+
+    def authenticate(self, request: Request) -> Authenticated | None:
+        presented = presented_token(request)
+        if (
+            presented is None
+            or presented[0] != "Authorization"
+            or not idtokens.is_jwt(presented[1])
+        ):
+            return None
+        try:
+            credential = idtokens.credential_for(presented[1])
+        except idtokens.Refused as exc:
+            raise Unauthenticated(str(exc))
+        return credential.user, credential
 
 
 class GitLabTokenAuthentication(CredentialAuthentication):

@@ -58,6 +58,12 @@ if CI_JOB_TOKEN_DEFAULT_ROLE not in ("reporter", "developer"):
         f"CI_JOB_TOKEN_DEFAULT_ROLE is {CI_JOB_TOKEN_DEFAULT_ROLE!r}: set it to reporter "
         "(CI jobs read) or developer (CI jobs write)."
     )
+# GitLab CI id_tokens (projects/idtokens.py): the `aud` a job's id_token must carry. Empty: off.
+GITLAB_ID_TOKEN_AUDIENCE = env.str("GITLAB_ID_TOKEN_AUDIENCE", default="")
+# The `iss` GitLab writes in id_tokens: its external URL, when GITLAB_URL is another way in.
+GITLAB_ID_TOKEN_ISSUER = env.str("GITLAB_ID_TOKEN_ISSUER", default=GITLAB_URL).rstrip("/")
+# Seconds between two key-set fetches that an id_token with an unknown `kid` may cause.
+GITLAB_ID_TOKEN_KEYS_COOL_OFF = env.int("GITLAB_ID_TOKEN_KEYS_COOL_OFF", default=60)
 
 # --- Browser login (GitLab OAuth) -------------------------------------------------------------
 # A GitLab OAuth application (scope read_api, redirect URI <site>/mlflow/auth/complete/gitlab/).
@@ -131,6 +137,7 @@ REST_FRAMEWORK = {
     # The tracking view is the site's only DRF view. One class per kind of credential, tried
     # in this order (mlflow_bridge/authentication.py); their headers never reach MLflow.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mlflow_bridge.authentication.GitLabIdTokenAuthentication",
         "mlflow_bridge.authentication.CIJobTokenAuthentication",
         "mlflow_bridge.authentication.GitLabTokenAuthentication",
         "mlflow_bridge.authentication.GitLabSessionAuthentication",
