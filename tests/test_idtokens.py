@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,12 +21,16 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from rest_framework.test import APIRequestFactory
 
 from mlflow_bridge.authentication import GitLabIdTokenAuthentication
 from mlflow_bridge.errors import Unauthenticated
 from projects import idtokens
 from projects.models import GitLabProject, Membership
+from tests.api import Api
+from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.idtokens import AUDIENCE, Signer
 from tests.inprocess import Tracking
@@ -262,3 +267,72 @@ class TestRefusals:
         )
 
         assert status == 200
+
+
+class TestWithTheStockClient:
+    """A live server (one worker: the key set is kept per process) and the stock client, whose
+    MLFLOW_TRACKING_TOKEN is the job's id_token."""
+
+    @pytest.fixture(scope="class")
+    def live(self, tmp_path_factory, gitlab) -> tuple[LiveServer, Jobs]:
+        top = f"idt-live{next(_groups)}"
+        project, other = gitlab.add_project(f"{top}/churn"), gitlab.add_project(f"{top}/other")
+        cindy, rory = gitlab.add_user("cindy"), gitlab.add_user("rory")
+        project.direct[cindy.id] = other.direct[cindy.id] = 30
+        project.direct[rory.id] = 20
+        jobs = Jobs(project, other, cindy, rory, Signer(gitlab).publish())
+        server, process = start_live_server(
+            tmp_path_factory.mktemp("id-tokens"), gitlab.url, workers=1,
+            GITLAB_ID_TOKEN_AUDIENCE=AUDIENCE,
+        )  # fmt: skip
+        yield server, jobs
+        process.terminate()  # graceful, briefly: the stock client may hold a kept-alive socket
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+    def test_it_logs_a_jobs_run_with_no_gitlab_api_call_and_one_key_fetch(
+        self, live, gitlab, monkeypatch
+    ):
+        server, ci = live
+        api_calls, key_fetches = gitlab.count(), fetches(gitlab)
+        claims = ci.signer.claims(ci.project, ci.cindy, job_id=8080, pipeline_id="808")
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ci.signer.sign(claims))
+        client = MlflowClient(tracking_uri=server.tracking_uri(ci.project.path))
+
+        run = client.create_run(client.create_experiment("ci"), tags={"team": "churn"})
+        client.log_param(run.info.run_id, "alpha", "0.5")
+        for step in range(10):
+            client.log_metric(run.info.run_id, "loss", 1.0 / (step + 1), step=step)
+        client.log_text(run.info.run_id, "trained in CI", "notes.txt")
+        client.set_terminated(run.info.run_id)
+        logged = client.get_run(run.info.run_id)
+
+        assert gitlab.count() == api_calls
+        assert fetches(gitlab) - key_fetches <= 1
+        assert logged.info.user_id == "cindy" and logged.data.tags["mlflow.user"] == "cindy"
+        assert {k: v for k, v in logged.data.tags.items() if k.startswith("gitlab.")} == {
+            "gitlab.job_url": f"{gitlab.url}/{ci.project.path}/-/jobs/8080",
+            "gitlab.job_id": "8080",
+            "gitlab.pipeline_id": "808",
+        }
+        assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
+
+    def test_it_answers_404_on_another_project(self, live):
+        server, ci = live
+        token = ci.signer.id_token(ci.project, ci.cindy)
+
+        answer = Api(server.tracking_uri(ci.other.path), token).post("experiments/search", SEARCH)
+
+        assert answer.status_code == 404
+
+    def test_it_lets_a_reporters_job_read_and_not_write(self, live, monkeypatch):
+        server, ci = live
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ci.signer.id_token(ci.project, ci.rory, 20))
+        client = MlflowClient(tracking_uri=server.tracking_uri(ci.project.path))
+
+        client.search_experiments()
+        with pytest.raises(MlflowException, match="you are Reporter"):
+            client.create_experiment("not-allowed")
