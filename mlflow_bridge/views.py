@@ -29,6 +29,7 @@ from mlflow_bridge import (
     messages,
     mlflow_app,
     ownership,
+    promotion,
     quota,
     registry,
     storage,
@@ -346,9 +347,20 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
     if route.body is BodyKind.GRAPHQL:
         messages.check_graphql(document)
     check_contents(document, request.project_access.project.workspace)
+    check_promotion(request, document)
     username = request.project_access.user.username
     body, document = authorship.stamp(username, route, body, document)
     return tag_job_run(request.project_access, route, body, document)
+
+
+def check_promotion(request: Request, document: dict) -> None:
+    """A row that may touch a protected model alias: its permission classes judge what this
+    body would change (DRF's object permissions, the object being the promotion)."""
+    promotes = request.route.promotes
+    if promotes is not None:
+        workspace = request.project_access.project.workspace
+        found = promotion.promotion(promotes, document, workspace)
+        request.parser_context["view"].check_object_permissions(request, found)
 
 
 def followed_source(request: Request, query_string: str) -> tuple[str, str]:

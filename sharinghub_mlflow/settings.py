@@ -64,6 +64,12 @@ GITLAB_ID_TOKEN_AUDIENCE = env.str("GITLAB_ID_TOKEN_AUDIENCE", default="")
 GITLAB_ID_TOKEN_ISSUER = env.str("GITLAB_ID_TOKEN_ISSUER", default=GITLAB_URL).rstrip("/")
 # Seconds between two key-set fetches that an id_token with an unknown `kid` may cause.
 GITLAB_ID_TOKEN_KEYS_COOL_OFF = env.int("GITLAB_ID_TOKEN_KEYS_COOL_OFF", default=60)
+# Model aliases (names or globs, comma-separated) only Maintainers and Owners, or CI id_token
+# jobs on protected refs, may set, move or delete (mlflow_bridge/promotion.py). Empty: off.
+PROTECTED_MODEL_ALIASES = [
+    alias.strip() for alias in env.str("PROTECTED_MODEL_ALIASES", default="").split(",")
+    if alias.strip()
+]  # fmt: skip
 
 # --- Browser login (GitLab OAuth) -------------------------------------------------------------
 # A GitLab OAuth application (scope read_api, redirect URI <site>/mlflow/auth/complete/gitlab/).
