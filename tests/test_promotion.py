@@ -9,13 +9,18 @@ model `m` with versions 1 and 2 and pointed `production` at version 1.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import uuid
 from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from projects import idtokens
+from tests.api import Api, seed_project
+from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import Project, User
 from tests.idtokens import AUDIENCE, Signer
 from tests.inprocess import Tracking
@@ -213,3 +218,68 @@ class TestTheUiAliasEditor:
 
         assert answer.status_code == 403
         assert "'production'" in answer.json()["message"]
+
+
+class TestWithTheStockClient:
+    """A live server with protected aliases and id_tokens on, and MLflow's own client."""
+
+    @pytest.fixture(scope="class")
+    def live(self, tmp_path_factory, gitlab) -> tuple[LiveServer, Registry]:
+        project = gitlab.add_project(f"pr-live{next(_groups)}/churn")
+        mark, dave, rita = gitlab.add_user("mark"), gitlab.add_user("dave"), gitlab.add_user("rita")
+        project.direct.update({mark.id: 40, dave.id: 30, rita.id: 20})
+        server, process = start_live_server(
+            tmp_path_factory.mktemp("promotion"), gitlab.url, workers=1,
+            GITLAB_ID_TOKEN_AUDIENCE=AUDIENCE, PROTECTED_MODEL_ALIASES="production,prod-*",
+        )  # fmt: skip
+        api = Api(server.tracking_uri(project.path), mark.token)
+        seeded = seed_project(api)
+        api.ok("POST", "api/2.0/mlflow/model-versions/create", json={
+            "name": seeded["model"], "source": f"runs:/{seeded['run_id']}/model",
+            "run_id": seeded["run_id"]})  # fmt: skip
+        api.ok("POST", "api/2.0/mlflow/registered-models/alias",
+               json={"name": seeded["model"], "alias": "production", "version": "1"})  # fmt: skip
+        yield server, Registry(project, mark, dave, rita, Signer(gitlab).publish(), seeded["model"])
+        process.terminate()  # graceful, briefly: the stock client may hold a kept-alive socket
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+    def client_with(self, monkeypatch, server: LiveServer, registry: Registry, token: str):
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+        return MlflowClient(tracking_uri=server.tracking_uri(registry.project.path))
+
+    def test_it_refuses_a_developers_token_every_promotion(self, live, monkeypatch):
+        server, registry = live
+        dave = self.client_with(monkeypatch, server, registry, registry.dave.token)
+
+        for promote in (
+            lambda: dave.set_registered_model_alias(registry.model, "production", "2"),
+            lambda: dave.delete_registered_model_alias(registry.model, "production"),
+            lambda: dave.transition_model_version_stage(registry.model, "2", "Production"),
+            lambda: dave.delete_model_version(registry.model, "1"),
+        ):
+            with pytest.raises(MlflowException, match="only Maintainers and Owners may") as refused:
+                promote()
+            assert refused.value.error_code == "PERMISSION_DENIED"
+        assert dave.get_model_version_by_alias(registry.model, "production").version == "1"
+
+    def test_it_lets_jobs_on_protected_refs_and_maintainers(self, live, monkeypatch):
+        server, registry = live
+        unprotected = registry.signer.id_token(registry.project, registry.dave, 30)
+        protected = registry.signer.id_token(registry.project, registry.dave, 30,
+                                             ref_protected="true")  # fmt: skip
+
+        job = self.client_with(monkeypatch, server, registry, unprotected)
+        with pytest.raises(MlflowException, match="'production'"):
+            job.set_registered_model_alias(registry.model, "production", "2")
+        job = self.client_with(monkeypatch, server, registry, protected)
+        job.set_registered_model_alias(registry.model, "production", "2")
+        moved = job.get_model_version_by_alias(registry.model, "production").version
+        mark = self.client_with(monkeypatch, server, registry, registry.mark.token)
+        mark.set_registered_model_alias(registry.model, "production", "1")
+
+        assert moved == "2"
+        assert mark.get_model_version_by_alias(registry.model, "production").version == "1"
