@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -34,6 +35,7 @@ from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.idtokens import AUDIENCE, Signer
 from tests.inprocess import Tracking
+from tests.sessions import logged_in_client
 
 SEARCH = {"max_results": 10}
 KEYS = "/oauth/discovery/keys"
@@ -336,3 +338,31 @@ class TestWithTheStockClient:
         client.search_experiments()
         with pytest.raises(MlflowException, match="you are Reporter"):
             client.create_experiment("not-allowed")
+
+
+class TestConnectPage:
+    def page(self, client, gitlab, ci) -> str:
+        token = gitlab.oauth.issue(ci.cindy)
+        browser = logged_in_client(client, ci.cindy.id, ci.cindy.username, token)
+        response = browser.get(f"/mlflow/{ci.project.path}/connect/")
+        assert response.status_code == 200
+        return response.content.decode()
+
+    def test_it_shows_the_id_tokens_snippet_first(self, client, gitlab, ci, settings):
+        settings.PROTECTED_MODEL_ALIASES = ["production"]
+
+        page = self.page(client, gitlab, ci)
+
+        snippet = re.search(r'<pre id="snippet-ci-id-token"><code>(.*?)</code>', page, re.S)
+        assert f"aud: {AUDIENCE}" in snippet.group(1)
+        assert page.index("snippet-ci-id-token") < page.index('id="snippet-ci"')
+        assert page.index('id="snippet-ci"') < page.index("project access")
+        assert "<code>production</code>" in page  # the protected aliases it may move
+
+    def test_it_shows_no_id_tokens_snippet_while_they_are_off(self, client, gitlab, ci, settings):
+        settings.GITLAB_ID_TOKEN_AUDIENCE = ""
+
+        page = self.page(client, gitlab, ci)
+
+        assert "id_tokens:" not in page
+        assert "MLFLOW_TRACKING_TOKEN: $CI_JOB_TOKEN" in page
