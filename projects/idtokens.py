@@ -12,6 +12,7 @@ user's role when the job started, capped by the membership the service knows, wh
 from __future__ import annotations
 
 import threading
+import time
 
 import jwt
 from django.conf import settings
@@ -73,29 +74,65 @@ def _reason(exc: jwt.PyJWTError) -> str:
     )
 
 
+class GitLabKeys(jwt.PyJWKClient):
+    """PyJWT's key client which, after a failed fetch of the key set, does not fetch again for
+    its cool-off: a flood of id_tokens while GitLab cannot answer costs GitLab one call."""
+
+    failed_at: float | None = None
+
+    def fetch_data(self) -> object:
+        failed_at = self.failed_at
+        if failed_at is not None and time.monotonic() - failed_at < self.cooldown_duration:
+            raise jwt.PyJWKClientConnectionError("GitLab's keys could not be fetched moments ago")
+        try:
+            return super().fetch_data()
+        except jwt.PyJWKClientConnectionError:
+            self.failed_at = time.monotonic()
+            raise
+
+
 _lock = threading.Lock()
-_clients: dict[tuple[str, int], jwt.PyJWKClient] = {}
+_clients: dict[tuple[str, int], GitLabKeys] = {}
+_discovery_failed_at: float | None = None
 
 
-def _keys() -> jwt.PyJWKClient:
-    """This process's key client for GitLab (its discovery document is asked once)."""
+def _keys() -> GitLabKeys:
+    """This process's key client for GitLab: its discovery document is asked once, and after a
+    failure not again for GITLAB_ID_TOKEN_KEYS_COOL_OFF (id_tokens then get GitLab's outage
+    answer)."""
+    global _discovery_failed_at
     with _lock:
         key = (settings.GITLAB_URL, settings.GITLAB_ID_TOKEN_KEYS_COOL_OFF)
-        if key not in _clients:
-            _clients.clear()
-            _clients[key] = jwt.PyJWKClient(
-                gitlab.signing_keys_url(),
-                lifespan=KEYS_LIFESPAN,
-                timeout=settings.GITLAB_TIMEOUT,
-                cooldown_duration=settings.GITLAB_ID_TOKEN_KEYS_COOL_OFF,
+        if key in _clients:
+            return _clients[key]
+        failed_at = _discovery_failed_at
+        if failed_at is not None and time.monotonic() - failed_at < key[1]:
+            raise gitlab.GitLabUnavailable(
+                "GitLab's OpenID discovery document could not be read moments ago",
+                reason="discovery failed, not asked again yet",
             )
+        try:
+            url = gitlab.signing_keys_url()
+        except gitlab.GitLabUnavailable:
+            _discovery_failed_at = time.monotonic()
+            raise
+        _clients.clear()
+        _discovery_failed_at = None
+        _clients[key] = GitLabKeys(
+            url,
+            lifespan=KEYS_LIFESPAN,
+            timeout=settings.GITLAB_TIMEOUT,
+            cooldown_duration=settings.GITLAB_ID_TOKEN_KEYS_COOL_OFF,
+        )
         return _clients[key]
 
 
 def forget_keys() -> None:
     """Drop the kept keys and discovery answer: the next id_token fetches them again."""
+    global _discovery_failed_at
     with _lock:
         _clients.clear()
+        _discovery_failed_at = None
 
 
 def verify(token: str) -> IdToken:

@@ -79,6 +79,7 @@ class GitLabDouble:
         self.oauth = OAuthProvider()
         self.max_per_page = 100  # GitLab's cap on list pages; lower it to test pagination
         self.signing_keys: list[dict] = []  # the JWKs GitLab signs CI id_tokens with
+        self.keys_down = False  # when True the key set alone answers 503
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -249,11 +250,13 @@ class GitLabDouble:
             return 404, {"message": "404 Not found"}
         return 200, {"id": int(parts[3]), "access_level": level, "state": "active"}
 
-    def openid(self, path: str) -> dict:
+    def openid(self, path: str) -> tuple[int, dict]:
         """GitLab's OpenID discovery document, or the key set it names."""
+        if self.down or (self.keys_down and path == "/oauth/discovery/keys"):
+            return 503, {"message": "503 Service Unavailable"}
         if path == "/oauth/discovery/keys":
-            return {"keys": list(self.signing_keys)}
-        return {"issuer": self.url, "jwks_uri": f"{self.url}/oauth/discovery/keys"}
+            return 200, {"keys": list(self.signing_keys)}
+        return 200, {"issuer": self.url, "jwks_uri": f"{self.url}/oauth/discovery/keys"}
 
     def project_list(self, token: str | None, query: dict[str, str]) -> tuple[int, object, dict]:
         """GET /projects?membership=true&min_access_level=N&pagination=keyset&order_by=id:
@@ -423,7 +426,7 @@ def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
             if path in ("/.well-known/openid-configuration", "/oauth/discovery/keys"):
                 with double._lock:
                     double.calls.append(("GET", path))
-                return self._send(200, double.openid(path))
+                return self._send(*double.openid(path))
             authorization = self.headers.get("Authorization", "")
             token = authorization.removeprefix("Bearer ") if authorization else None
             # OAuth tokens also work as ?access_token= (social-core's GitLab backend uses it).

@@ -226,6 +226,34 @@ REFUSALS = [
 ]  # fmt: skip
 
 
+class TestGitLabDown:
+    def test_it_asks_for_the_discovery_document_once_per_cool_off(self, client, gitlab, ci):
+        tracking = Tracking(client, ci.project.path, ci.signer.id_token(ci.project, ci.cindy))
+        gitlab.down = True
+        try:
+            first, _ = tracking.post("experiments/search", SEARCH)
+            asked = gitlab.count("/.well-known/")  # once, with gitlab.send's retries
+            again = [tracking.post("experiments/search", SEARCH)[0] for _ in range(3)]
+        finally:
+            gitlab.down = False
+
+        assert {first, *again} <= {503, 424}
+        assert gitlab.count("/.well-known/") == asked
+
+    def test_it_fetches_the_key_set_once_per_cool_off_while_gitlab_fails(self, client, gitlab, ci):
+        tracking = Tracking(client, ci.project.path, ci.signer.id_token(ci.project, ci.cindy))
+        gitlab.keys_down = True
+        try:
+            first, _ = tracking.post("experiments/search", SEARCH)
+            fetched = fetches(gitlab)
+            again = [tracking.post("experiments/search", SEARCH)[0] for _ in range(3)]
+        finally:
+            gitlab.keys_down = False
+
+        assert {first, *again} <= {503, 424}
+        assert fetches(gitlab) == fetched
+
+
 class TestRefusals:
     @pytest.mark.parametrize(("changes", "forge", "reason"), REFUSALS)
     def test_it_refuses_with_401_and_counts_the_failure(self, client, ci, changes, forge, reason):
