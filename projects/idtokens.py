@@ -2,20 +2,23 @@
 
 A job asks GitLab for a JWT addressed to this service (`id_tokens:` with `aud:` =
 GITLAB_ID_TOKEN_AUDIENCE). GitLab signs it with RS256 and publishes its keys at the `jwks_uri`
-of its OpenID discovery document: both are fetched once per process and kept (PyJWT's
-PyJWKClient); a `kid` not among the keys refetches them at most once per
-GITLAB_ID_TOKEN_KEYS_COOL_OFF, so a rotated key is found and garbage cannot hammer GitLab.
-Nothing else is asked of GitLab: the signed claims name the job's project, its user and the
-user's role when the job started, capped by the membership the service knows, when fresh.
+of its OpenID discovery document: both are fetched once and kept (PyJWT's PyJWKClient), and
+what one worker fetched the others read from Django's cache (shared with CACHE_URL). A `kid`
+not among the keys refetches them at most once per GITLAB_ID_TOKEN_KEYS_COOL_OFF, so a rotated
+key is found and garbage cannot hammer GitLab. Nothing else is asked of GitLab: the signed
+claims name the job's project, its user and the user's role when the job started, capped by
+the membership the service knows, when fresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 
 import jwt
 from django.conf import settings
+from django.core.cache import cache
 
 from projects import gitlab, records
 from projects.models import (
@@ -75,20 +78,43 @@ def _reason(exc: jwt.PyJWTError) -> str:
 
 
 class GitLabKeys(jwt.PyJWKClient):
-    """PyJWT's key client which, after a failed fetch of the key set, does not fetch again for
-    its cool-off: a flood of id_tokens while GitLab cannot answer costs GitLab one call."""
+    """PyJWT's key client, sharing what it fetches with every worker through Django's cache
+    (one fetch for all of them with CACHE_URL), and, after a failed fetch, not fetching again
+    for its cool-off: a flood of id_tokens while GitLab cannot answer costs GitLab one call."""
 
     failed_at: float | None = None
+    held_since = 0.0  # when the key set this process holds was fetched (wall clock)
 
     def fetch_data(self) -> object:
+        shared = cache.get(_shared_key("keys", self.uri))
+        if shared is not None and shared[0] > self.held_since:
+            self.held_since, data = shared  # another worker's fetch: first use, or a rotation
+            return data
         failed_at = self.failed_at
         if failed_at is not None and time.monotonic() - failed_at < self.cooldown_duration:
             raise jwt.PyJWKClientConnectionError("GitLab's keys could not be fetched moments ago")
         try:
-            return super().fetch_data()
+            data = super().fetch_data()
         except jwt.PyJWKClientConnectionError:
             self.failed_at = time.monotonic()
             raise
+        self.held_since = time.time()
+        cache.set(_shared_key("keys", self.uri), (self.held_since, data), KEYS_LIFESPAN)
+        return data
+
+
+def _shared_key(what: str, url: str) -> str:
+    return f"idtokens:{what}:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+
+
+def _signing_keys_url() -> str:
+    """The jwks_uri of GitLab's discovery document, asked once for every worker."""
+    key = _shared_key("jwks_uri", settings.GITLAB_URL)
+    url = cache.get(key)
+    if url is None:
+        url = gitlab.signing_keys_url()
+        cache.set(key, url, KEYS_LIFESPAN)
+    return url
 
 
 _lock = threading.Lock()
@@ -112,7 +138,7 @@ def _keys() -> GitLabKeys:
                 reason="discovery failed, not asked again yet",
             )
         try:
-            url = gitlab.signing_keys_url()
+            url = _signing_keys_url()
         except gitlab.GitLabUnavailable:
             _discovery_failed_at = time.monotonic()
             raise

@@ -226,6 +226,33 @@ REFUSALS = [
 ]  # fmt: skip
 
 
+class TestKeys:
+    def test_it_shares_the_key_set_a_worker_fetched_with_the_others(self, client, gitlab, ci):
+        tracking = Tracking(client, ci.project.path, ci.signer.id_token(ci.project, ci.cindy))
+        assert tracking.post("experiments/search", SEARCH)[0] == 200
+        fetched, discovered = fetches(gitlab), gitlab.count("/.well-known/")
+
+        idtokens.forget_keys()  # another worker: its own memory, the same Django cache
+        status, _ = tracking.post("experiments/search", SEARCH)
+
+        assert status == 200
+        assert (fetches(gitlab), gitlab.count("/.well-known/")) == (fetched, discovered)
+
+    def test_it_takes_a_rotated_key_another_worker_fetched(self, client, gitlab, ci, settings):
+        settings.GITLAB_ID_TOKEN_KEYS_COOL_OFF = 0
+        first = Tracking(client, ci.project.path, ci.signer.id_token(ci.project, ci.cindy))
+        assert first.post("experiments/search", SEARCH)[0] == 200
+        held = idtokens._keys()
+        rotated = Signer(gitlab).publish()
+        idtokens.forget_keys()  # another worker meets the new key first and fetches it
+        second = Tracking(client, ci.project.path, rotated.id_token(ci.project, ci.cindy))
+        assert second.post("experiments/search", SEARCH)[0] == 200
+        fetched = fetches(gitlab)
+
+        assert held.get_signing_key(rotated.kid).key_id == rotated.kid
+        assert fetches(gitlab) == fetched
+
+
 class TestGitLabDown:
     def test_it_asks_for_the_discovery_document_once_per_cool_off(self, client, gitlab, ci):
         tracking = Tracking(client, ci.project.path, ci.signer.id_token(ci.project, ci.cindy))
@@ -300,8 +327,8 @@ class TestRefusals:
 
 
 class TestWithTheStockClient:
-    """A live server (one worker: the key set is kept per process) and the stock client, whose
-    MLFLOW_TRACKING_TOKEN is the job's id_token."""
+    """A live server (two workers sharing a cache, as with CACHE_URL) and the stock client,
+    whose MLFLOW_TRACKING_TOKEN is the job's id_token."""
 
     @pytest.fixture(scope="class")
     def live(self, tmp_path_factory, gitlab) -> tuple[LiveServer, Jobs]:
@@ -311,9 +338,10 @@ class TestWithTheStockClient:
         project.direct[cindy.id] = other.direct[cindy.id] = 30
         project.direct[rory.id] = 20
         jobs = Jobs(project, other, cindy, rory, Signer(gitlab).publish())
+        tmp = tmp_path_factory.mktemp("id-tokens")
         server, process = start_live_server(
-            tmp_path_factory.mktemp("id-tokens"), gitlab.url, workers=1,
-            GITLAB_ID_TOKEN_AUDIENCE=AUDIENCE,
+            tmp, gitlab.url, workers=2, GITLAB_ID_TOKEN_AUDIENCE=AUDIENCE,
+            CACHE_URL=f"filecache://{tmp / 'cache'}",
         )  # fmt: skip
         yield server, jobs
         process.terminate()  # graceful, briefly: the stock client may hold a kept-alive socket
