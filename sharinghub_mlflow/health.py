@@ -33,7 +33,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     members within GITLAB_OUTAGE_GRACE keep working without GitLab."""
     from mlflow.server.handlers import _get_tracking_store
 
-    from mlflow_bridge.mlflow_app import flask_app
+    from mlflow_bridge.embedded.mlflow_app import flask_app
 
     checks = {}
     try:

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 
-from mlflow_bridge.activity import Activity, activity_of
+from mlflow_bridge.operations.activity import Activity, activity_of
 from projects import access, gitlab
 from projects.models import WRITE_LEVEL, AccessLevel, GitLabProject, TokenFingerprint
 

@@ -65,7 +65,7 @@ GITLAB_ID_TOKEN_ISSUER = env.str("GITLAB_ID_TOKEN_ISSUER", default=GITLAB_URL).r
 # Seconds between two key-set fetches that an id_token with an unknown `kid` may cause.
 GITLAB_ID_TOKEN_KEYS_COOL_OFF = env.int("GITLAB_ID_TOKEN_KEYS_COOL_OFF", default=60)
 # Model aliases (names or globs, comma-separated) only Maintainers and Owners, or CI id_token
-# jobs on protected refs, may set, move or delete (mlflow_bridge/promotion.py). Empty: off.
+# jobs on protected refs, may set, move or delete (mlflow_bridge/edge/promotion.py). Empty: off.
 PROTECTED_MODEL_ALIASES = [
     alias.strip() for alias in env.str("PROTECTED_MODEL_ALIASES", default="").split(",")
     if alias.strip()
@@ -137,16 +137,16 @@ THROTTLE_RATES = {
 # x_for): 0 trusts no header, and the client's address is REMOTE_ADDR.
 TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", default=0)
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "mlflow_bridge.errors.exception_handler",
+    "EXCEPTION_HANDLER": "mlflow_bridge.edge.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "NUM_PROXIES": TRUSTED_PROXIES,
     # The tracking view is the site's only DRF view. One class per kind of credential, tried
-    # in this order (mlflow_bridge/authentication.py); their headers never reach MLflow.
+    # in this order (mlflow_bridge/edge/authentication.py); their headers never reach MLflow.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "mlflow_bridge.authentication.GitLabIdTokenAuthentication",
-        "mlflow_bridge.authentication.CIJobTokenAuthentication",
-        "mlflow_bridge.authentication.GitLabTokenAuthentication",
-        "mlflow_bridge.authentication.GitLabSessionAuthentication",
+        "mlflow_bridge.edge.authentication.GitLabIdTokenAuthentication",
+        "mlflow_bridge.edge.authentication.CIJobTokenAuthentication",
+        "mlflow_bridge.edge.authentication.GitLabTokenAuthentication",
+        "mlflow_bridge.edge.authentication.GitLabSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
 }

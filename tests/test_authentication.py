@@ -17,13 +17,13 @@ from django.core.cache import cache
 from rest_framework.settings import api_settings
 from rest_framework.test import APIRequestFactory
 
-from mlflow_bridge import dispatch
-from mlflow_bridge.authentication import (
+from mlflow_bridge.edge import dispatch
+from mlflow_bridge.edge.authentication import (
     CIJobTokenAuthentication,
     GitLabSessionAuthentication,
     GitLabTokenAuthentication,
 )
-from mlflow_bridge.errors import Unauthenticated
+from mlflow_bridge.edge.errors import Unauthenticated
 
 BASE = "https://gitlab.example.com"
 DAVE, JOB = "glpat-dave", "glcbt-900-secret"

@@ -26,8 +26,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from rest_framework.test import APIRequestFactory
 
-from mlflow_bridge.authentication import GitLabIdTokenAuthentication
-from mlflow_bridge.errors import Unauthenticated
+from mlflow_bridge.edge.authentication import GitLabIdTokenAuthentication
+from mlflow_bridge.edge.errors import Unauthenticated
 from projects import idtokens
 from projects.models import GitLabProject, Membership
 from tests.api import Api

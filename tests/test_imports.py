@@ -199,7 +199,7 @@ class TestTheService:
         assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
 
     def test_it_spells_route_rules_in_the_route_table_only(self):
-        assert rule_texts(ROOT, LAYERS, home="mlflow_bridge.routes") == []
+        assert rule_texts(ROOT, LAYERS, home="mlflow_bridge.edge.routes") == []
 
     def test_its_requirements_pin_every_package_it_imports(self):
         pinned = requirement_names(ROOT / "requirements.txt")

@@ -173,7 +173,7 @@ def test_it_refuses_the_workspace_admin_routes(project_b):
 
 
 def test_it_lists_only_the_projects_own_workspace(project_a, project_b, cast):
-    # The UI's workspace list is the bridge's own answer (mlflow_bridge/ui_answers.py).
+    # The UI's workspace list is the bridge's own answer (mlflow_bridge/edge/ui_answers.py).
     api_b, _ = project_b
     for prefix in PREFIXES:
         listed = api_b.ok("GET", f"{prefix}/3.0/mlflow/workspaces")["workspaces"]

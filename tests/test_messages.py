@@ -9,7 +9,7 @@ import pytest
 from mlflow.protos.service_pb2 import LogBatch, SetTag
 from mlflow.utils import proto_json_utils
 
-from mlflow_bridge import messages
+from mlflow_bridge.edge import messages
 from tests.inprocess import Tracking
 
 pytestmark = pytest.mark.django_db

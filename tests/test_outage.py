@@ -21,7 +21,7 @@ import requests
 from django.core.cache import cache
 from django.utils import timezone
 
-from mlflow_bridge.errors import LONG_OUTAGE_STATUS
+from mlflow_bridge.edge.errors import LONG_OUTAGE_STATUS
 from projects import gitlab_health
 from projects.models import Membership, TokenFingerprint
 from tests.conftest import start_live_server

@@ -193,7 +193,7 @@ class TestArtifactStoreOnS3:
         self, s3_endpoint, settings, monkeypatch
     ):
         """workspaces/p-1 must not reach workspaces/p-10: prefixes end with "/"."""
-        from mlflow_bridge import artifact_store
+        from mlflow_bridge.operations import artifact_store
 
         settings.MLFLOW_ARTIFACTS_DESTINATION = f"s3://{BUCKET}/prefixes"
         monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from mlflow_bridge.routes import ROUTES, Route
+from mlflow_bridge.edge.routes import ROUTES, Route
 from tests.api import Api
 from tests.security.conftest import SECRET_MODEL, Target, snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlflow_bridge.routes import ROUTES
+from mlflow_bridge.edge.routes import ROUTES
 from tests.api import Api
 from tests.security.test_every_route import attack
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from mlflow_bridge import mlflow_app
+from mlflow_bridge.embedded import mlflow_app
 
 
 def pending() -> list[str]:

@@ -23,23 +23,22 @@ from rest_framework.views import APIView
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import (
+from mlflow_bridge.edge import (
     authorship,
     dispatch,
     messages,
-    mlflow_app,
     ownership,
     promotion,
     quota,
-    registry,
     storage,
     throttling,
     ui_answers,
 )
-from mlflow_bridge.errors import BridgeError, Unauthenticated, not_found, too_large
-from mlflow_bridge.permissions import permissions_for
-from mlflow_bridge.rewrite import RequestRewriter, tag_job_run
-from mlflow_bridge.routes import BodyKind, Route, route_for
+from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, not_found, too_large
+from mlflow_bridge.edge.permissions import permissions_for
+from mlflow_bridge.edge.rewrite import RequestRewriter, tag_job_run
+from mlflow_bridge.edge.routes import BodyKind, Route, route_for
+from mlflow_bridge.embedded import mlflow_app, registry
 from projects import access
 
 TRACKING_SEGMENT = "tracking"

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest
 
-from mlflow_bridge import artifact_store, usage
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import Action, BodyKind, Route
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import Action, BodyKind, Route
+from mlflow_bridge.operations import artifact_store, usage
 from projects.models import GitLabProject, ProjectUsage
 from projects.units import human
 

@@ -21,8 +21,8 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import table_key
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import table_key
 
 
 @cache

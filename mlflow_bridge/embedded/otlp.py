@@ -37,7 +37,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from mlflow_bridge import ownership
+from mlflow_bridge.edge import ownership
 
 RULE = OTLP_TRACES_PATH
 MEDIA_TYPES = ("application/x-protobuf", "application/json")

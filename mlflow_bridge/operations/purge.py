@@ -15,8 +15,8 @@ from sqlalchemy import MetaData, Table, func, or_, select, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from mlflow_bridge import artifact_store
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.embedded.mlflow_app import flask_app
+from mlflow_bridge.operations import artifact_store
 
 # Tables MLflow keeps for itself, not for a workspace.
 NOT_WORKSPACE_DATA = frozenset({"alembic_version", "scheduler_leases"})

@@ -46,7 +46,8 @@ def flask_app() -> Flask:
         settings.MLFLOW_REGISTRY_STORE_URI,
         "mlflow-artifacts:/",
     )
-    from mlflow_bridge import messages, otlp, s3
+    from mlflow_bridge.edge import messages
+    from mlflow_bridge.embedded import otlp, s3
 
     s3.register()
     messages.install()

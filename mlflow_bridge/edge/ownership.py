@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from mlflow.prompt.constants import _PROMPT_SOURCE_PLACEHOLDERS, PROMPT_TEXT_TAG_KEY
 from sqlalchemy import text
 
-from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.edge.errors import BridgeError
 
 _OWNER_QUERIES = {
     "run": "SELECT e.workspace FROM runs r JOIN experiments e "

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, fields
 from django.db import transaction
 from django.utils import timezone
 
-from mlflow_bridge import artifact_store
-from mlflow_bridge.activity import Activity, activity_of
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.embedded.mlflow_app import flask_app
+from mlflow_bridge.operations import artifact_store
+from mlflow_bridge.operations.activity import Activity, activity_of
 from projects.models import GitLabProject, ProjectUsage
 
 WORKSPACE_PREFIX = "p-"

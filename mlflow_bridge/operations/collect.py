@@ -17,8 +17,8 @@ from mlflow.entities import ViewType
 from mlflow.utils.time import get_current_time_millis
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge import artifact_store
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.embedded.mlflow_app import flask_app
+from mlflow_bridge.operations import artifact_store
 
 # An upload in progress writes to its staging file all the time; a day of silence means its
 # worker was killed (out of memory, SIGKILL) and nobody will finish or rename it.

@@ -14,7 +14,7 @@ from typing import TypeVar
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from sqlalchemy import TextClause, bindparam, text
 
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.embedded.mlflow_app import flask_app
 
 # Each: (workspace, count, last change in epoch milliseconds) per workspace. `{among}` keeps
 # the workspaces asked for ("IN :workspaces"), or every one ("IS NOT NULL": a workspace always is).

@@ -38,9 +38,9 @@ from gunicorn.http.errors import ParseException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 from rest_framework.settings import api_settings
 
-from mlflow_bridge.authentication import credential_headers
-from mlflow_bridge.errors import BridgeError, database_unavailable, error_response
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.edge.authentication import credential_headers
+from mlflow_bridge.edge.errors import BridgeError, database_unavailable, error_response
+from mlflow_bridge.embedded.mlflow_app import flask_app
 
 
 def environ_key(header: str) -> str:

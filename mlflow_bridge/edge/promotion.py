@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from django.conf import settings
-from mlflow.exceptions import MlflowException
-from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge.routes import Promotes
+from mlflow_bridge.edge.routes import Promotes
+from mlflow_bridge.embedded import registry
 from projects.models import AccessLevel
 from projects.records import Credential, ProjectAccess
 
@@ -62,24 +61,9 @@ def promotion(promotes: Promotes, document: dict, workspace: str) -> Promotion:
     if promotes is Promotes.ALIAS:
         touched = [document.get("alias")]
     else:
-        touched = _aliases_held(promotes, document, workspace)
+        version = document.get("version") if promotes is Promotes.VERSION_ALIASES else None
+        touched = registry.aliases_held(document.get("name"), version, workspace)
     return Promotion(aliases=tuple(alias for alias in touched if is_protected(alias)))
-
-
-def _aliases_held(promotes: Promotes, document: dict, workspace: str) -> list[str]:
-    """The aliases the version or model the request deletes holds; none when it does not exist
-    (MLflow then answers its own 404)."""
-    from mlflow.server.handlers import _get_model_registry_store
-
-    registry = _get_model_registry_store()
-    name, version = document.get("name"), document.get("version")
-    with ServerWorkspaceContext(workspace):
-        try:
-            if promotes is Promotes.VERSION_ALIASES:
-                return list(registry.get_model_version(name, version).aliases)
-            return list(registry.get_registered_model(name).aliases)
-        except MlflowException:
-            return []
 
 
 def may_promote(project_access: ProjectAccess, credential: Credential | None) -> bool:
