@@ -357,6 +357,7 @@ class TestWithTheStockClient:
         server, ci = live
         api_calls, key_fetches = gitlab.count(), fetches(gitlab)
         claims = ci.signer.claims(ci.project, ci.cindy, job_id=8080, pipeline_id="808")
+        monkeypatch.delenv("MLFLOW_ENABLE_WORKSPACES", raising=False)  # a CI job's client
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ci.signer.sign(claims))
         client = MlflowClient(tracking_uri=server.tracking_uri(ci.project.path))
 
@@ -388,6 +389,7 @@ class TestWithTheStockClient:
 
     def test_it_lets_a_reporters_job_read_and_not_write(self, live, monkeypatch):
         server, ci = live
+        monkeypatch.delenv("MLFLOW_ENABLE_WORKSPACES", raising=False)  # a CI job's client
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", ci.signer.id_token(ci.project, ci.rory, 20))
         client = MlflowClient(tracking_uri=server.tracking_uri(ci.project.path))
 

@@ -249,7 +249,11 @@ class TestWithTheStockClient:
 
     def client_with(self, monkeypatch, server: LiveServer, registry: Registry, token: str):
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
-        return MlflowClient(tracking_uri=server.tracking_uri(registry.project.path))
+        # A CI job's client, not the in-process server's: in-process tests before this one
+        # turned MLflow's workspaces on in this process's environment (embedded/mlflow_app.py).
+        monkeypatch.delenv("MLFLOW_ENABLE_WORKSPACES", raising=False)
+        uri = server.tracking_uri(registry.project.path)
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)  # as a job gets by default
 
     def test_it_refuses_a_developers_token_every_promotion(self, live, monkeypatch):
         server, registry = live
