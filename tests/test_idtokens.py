@@ -13,7 +13,6 @@ import hmac
 import itertools
 import json
 import re
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,10 +30,10 @@ from mlflow_bridge.edge.errors import Unauthenticated
 from projects import idtokens
 from projects.models import GitLabProject, Membership
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.idtokens import AUDIENCE, Signer
 from tests.inprocess import Tracking
+from tests.live import LiveServer, start_live_server, stop
 from tests.sessions import logged_in_client
 
 SEARCH = {"max_results": 10}
@@ -344,12 +343,7 @@ class TestWithTheStockClient:
             CACHE_URL=f"filecache://{tmp / 'cache'}",
         )  # fmt: skip
         yield server, jobs
-        process.terminate()  # graceful, briefly: the stock client may hold a kept-alive socket
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop(process)
 
     def test_it_logs_a_jobs_run_with_no_gitlab_api_call_and_one_key_fetch(
         self, live, gitlab, monkeypatch

@@ -9,7 +9,6 @@ model `m` with versions 1 and 2 and pointed `production` at version 1.
 from __future__ import annotations
 
 import itertools
-import subprocess
 import uuid
 from dataclasses import dataclass
 
@@ -20,10 +19,10 @@ from mlflow.exceptions import MlflowException
 
 from projects import idtokens
 from tests.api import Api, seed_project
-from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import Project, User
 from tests.idtokens import AUDIENCE, Signer
 from tests.inprocess import Tracking
+from tests.live import LiveServer, start_live_server, stop
 
 _groups = itertools.count()
 pytestmark = pytest.mark.django_db
@@ -240,12 +239,7 @@ class TestWithTheStockClient:
         api.ok("POST", "api/2.0/mlflow/registered-models/alias",
                json={"name": seeded["model"], "alias": "production", "version": "1"})  # fmt: skip
         yield server, Registry(project, mark, dave, rita, Signer(gitlab).publish(), seeded["model"])
-        process.terminate()  # graceful, briefly: the stock client may hold a kept-alive socket
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop(process)
 
     def client_with(self, monkeypatch, server: LiveServer, registry: Registry, token: str):
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)

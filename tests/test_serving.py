@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from mlflow_bridge.embedded import serving
-from tests.conftest import ROOT
+from tests.live import ROOT
 
 OPTIONS = {"bind": "0.0.0.0:8000", "workers": 4, "threads": 2, "timeout": 900,
            "graceful_timeout": 45}  # fmt: skip

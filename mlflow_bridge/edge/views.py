@@ -38,7 +38,7 @@ from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, not_found, t
 from mlflow_bridge.edge.permissions import permissions_for
 from mlflow_bridge.edge.rewrite import RequestRewriter, tag_job_run
 from mlflow_bridge.edge.routes import BodyKind, Route, route_for
-from mlflow_bridge.embedded import mlflow_app, registry
+from mlflow_bridge.embedded import mlflow_app, parse, registry
 from projects import access
 
 TRACKING_SEGMENT = "tracking"
@@ -320,7 +320,7 @@ def forward(request: Request) -> HttpResponse:
         body=body,
         headers=headers,
     )
-    with messages.reused(getattr(request, "parsed", None)):
+    with parse.reused(getattr(request, "parsed", None)):
         response = dispatch.call_mlflow(environ, project.workspace)
     quota.record(project, request, route, upload_size, response.status_code)
     return response
