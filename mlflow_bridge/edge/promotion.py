@@ -40,7 +40,7 @@ class Promotion:
 
     def describe(self) -> str:
         if self.production:
-            return "Moving a version to the Production stage"
+            return "The Production stage (PROTECTED_MODEL_ALIASES is set):"
         names = ", ".join(repr(alias) for alias in self.aliases)
         return f"Protected model alias {names} (PROTECTED_MODEL_ALIASES):"
 
