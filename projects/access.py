@@ -171,6 +171,9 @@ def access_to(credential: Credential, path: str) -> ProjectAccess | None:
     """
     if credential.job is not None:
         return jobs.job_access(credential.job, credential.user, path)
+    if credential.id_token is not None:
+        known = credential.known  # its own project, as the signed token says (idtokens.py)
+        return known if known is not None and known.project.path == path else None
     if not credential.reads_api:
         return _prove_scope_and_fetch(credential, path)
     if credential.known is not None and credential.known.project.path == path:

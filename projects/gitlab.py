@@ -432,6 +432,20 @@ def _json_or_empty(response: requests.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
+def signing_keys_url() -> str:
+    """Where GitLab publishes the keys it signs CI id_tokens with: the `jwks_uri` of its OpenID
+    discovery document. Raises GitLabUnavailable when GitLab does not say."""
+    response = send("GET", f"{settings.GITLAB_URL}/.well-known/openid-configuration")
+    uri = _json_or_empty(response).get("jwks_uri") if response.ok else None
+    if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+        raise GitLabUnavailable(
+            f"GitLab's OpenID discovery document answered {response.status_code} without a "
+            "jwks_uri",
+            reason="no jwks_uri in /.well-known/openid-configuration",
+        )
+    return uri
+
+
 def service_client() -> GitLabClient | None:
     """A client with the service's own GitLab token, or None when none is configured."""
     token = settings.GITLAB_SERVICE_TOKEN

@@ -62,6 +62,20 @@ def within_outage_grace(fetched_at: timezone.datetime) -> bool:
 
 
 @dataclass(frozen=True)
+class IdToken:
+    """What a verified GitLab CI id_token says of its job (projects/idtokens.py)."""
+
+    project_id: int
+    project_path: str
+    user_id: int
+    user_login: str
+    level: int  # user_access_level when the job started
+    job_id: int
+    pipeline_id: int
+    ref_protected: bool
+
+
+@dataclass(frozen=True)
 class Credential:
     """A GitLab token as the service knows it, kept in memory for one request only."""
 
@@ -75,6 +89,8 @@ class Credential:
     # The access to the request's project, read in the same query as the token (a memo for
     # access_to, which then makes no query of its own).
     known: ProjectAccess | None = None
+    # Set for a CI id_token: `known` is then the only project it reaches (idtokens.py).
+    id_token: IdToken | None = None
 
 
 def unique(queryset: QuerySet) -> Model | None:

@@ -150,5 +150,7 @@ def connect_page(request: HttpRequest, project_path: str) -> HttpResponse:
             # A CI job's token writes when its user's role is looked up, or by configuration.
             "job_tokens_write": bool(settings.GITLAB_SERVICE_TOKEN)
             or settings.CI_JOB_TOKEN_DEFAULT_ROLE == "developer",
+            "id_token_audience": settings.GITLAB_ID_TOKEN_AUDIENCE,
+            "protected_aliases": settings.PROTECTED_MODEL_ALIASES,
         },
     )

@@ -61,6 +61,18 @@ if CI_JOB_TOKEN_DEFAULT_ROLE not in ("reporter", "developer"):
         f"CI_JOB_TOKEN_DEFAULT_ROLE is {CI_JOB_TOKEN_DEFAULT_ROLE!r}: set it to reporter "
         "(CI jobs read) or developer (CI jobs write)."
     )
+# GitLab CI id_tokens (projects/idtokens.py): the `aud` a job's id_token must carry. Empty: off.
+GITLAB_ID_TOKEN_AUDIENCE = env.str("GITLAB_ID_TOKEN_AUDIENCE", default="")
+# The `iss` GitLab writes in id_tokens: its external URL, when GITLAB_URL is another way in.
+GITLAB_ID_TOKEN_ISSUER = env.str("GITLAB_ID_TOKEN_ISSUER", default=GITLAB_URL).rstrip("/")
+# Seconds between two key-set fetches that an id_token with an unknown `kid` may cause.
+GITLAB_ID_TOKEN_KEYS_COOL_OFF = env.int("GITLAB_ID_TOKEN_KEYS_COOL_OFF", default=60)
+# Model aliases (names or globs, comma-separated) only Maintainers and Owners, or CI id_token
+# jobs on protected refs, may set, move or delete (mlflow_bridge/edge/promotion.py). Empty: off.
+PROTECTED_MODEL_ALIASES = [
+    alias.strip() for alias in env.str("PROTECTED_MODEL_ALIASES", default="").split(",")
+    if alias.strip()
+]  # fmt: skip
 
 # --- Browser login (GitLab OAuth) -------------------------------------------------------------
 # A GitLab OAuth application (scope read_api, redirect URI <site>/mlflow/auth/complete/gitlab/).
@@ -131,8 +143,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mlflow_bridge.edge.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "NUM_PROXIES": TRUSTED_PROXIES,
-    # The tracking view sets its own classes; nothing else in the site is a DRF view.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # The tracking view is the site's only DRF view. One class per kind of credential, tried
+    # in this order (mlflow_bridge/edge/authentication.py); their headers never reach MLflow.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mlflow_bridge.edge.authentication.GitLabIdTokenAuthentication",
+        "mlflow_bridge.edge.authentication.CIJobTokenAuthentication",
+        "mlflow_bridge.edge.authentication.GitLabTokenAuthentication",
+        "mlflow_bridge.edge.authentication.GitLabSessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": [],
 }
 

@@ -3,9 +3,11 @@
 It knows users (by token), groups (by full path), projects (by id and path) and memberships:
 direct project members, group members (inherited by subgroups and their projects), and
 members through a shared group, which GitLab shows only in members/all. Administrators see
-every project. CI jobs answer GET /job to their JOB-TOKEN while they run. Its OAuth provider
-(`double.oauth`) logs browsers in as a chosen user and issues, refreshes and revokes tokens;
-GET /projects?membership=true lists a user's projects in keyset pages.
+every project. CI jobs answer GET /job to their JOB-TOKEN while they run; the keys CI
+id_tokens are signed with are published as GitLab does (`signing_keys`; tests/idtokens.py
+signs). Its OAuth provider (`double.oauth`) logs browsers in as a chosen user and issues,
+refreshes and revokes tokens; GET /projects?membership=true lists a user's projects in keyset
+pages.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class GitLabDouble:
         self.delay = 0.0  # seconds every API call takes before answering: a slow GitLab
         self.oauth = OAuthProvider()
         self.max_per_page = 100  # GitLab's cap on list pages; lower it to test pagination
+        self.signing_keys: list[dict] = []  # the JWKs GitLab signs CI id_tokens with
+        self.keys_down = False  # when True the key set alone answers 503
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -246,6 +250,14 @@ class GitLabDouble:
             return 404, {"message": "404 Not found"}
         return 200, {"id": int(parts[3]), "access_level": level, "state": "active"}
 
+    def openid(self, path: str) -> tuple[int, dict]:
+        """GitLab's OpenID discovery document, or the key set it names."""
+        if self.down or (self.keys_down and path == "/oauth/discovery/keys"):
+            return 503, {"message": "503 Service Unavailable"}
+        if path == "/oauth/discovery/keys":
+            return 200, {"keys": list(self.signing_keys)}
+        return 200, {"issuer": self.url, "jwks_uri": f"{self.url}/oauth/discovery/keys"}
+
     def project_list(self, token: str | None, query: dict[str, str]) -> tuple[int, object, dict]:
         """GET /projects?membership=true&min_access_level=N&pagination=keyset&order_by=id:
         the user's projects by id, a page at a time, with a Link header to the next page."""
@@ -411,6 +423,10 @@ def _handler_for(double: GitLabDouble) -> type[BaseHTTPRequestHandler]:
             if path == "/oauth/authorize":
                 status, headers = double.oauth.authorize(query)
                 return self._send(status, {} if status == 302 else headers, headers)
+            if path in ("/.well-known/openid-configuration", "/oauth/discovery/keys"):
+                with double._lock:
+                    double.calls.append(("GET", path))
+                return self._send(*double.openid(path))
             authorization = self.headers.get("Authorization", "")
             token = authorization.removeprefix("Bearer ") if authorization else None
             # OAuth tokens also work as ?access_token= (social-core's GitLab backend uses it).

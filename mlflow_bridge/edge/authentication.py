@@ -1,14 +1,19 @@
-"""Who is calling: DRF authentication classes for GitLab tokens and browser sessions.
+"""Who is calling: one DRF authentication class per kind of credential.
 
-Each class has DRF's three outcomes: None when the request carries no credentials of its
-scheme, a raised `Unauthenticated` (401) when it carries bad ones, and `(GitLabUser,
-Credential)` on success: `request.user` is the GitLab user, `request.auth` the credential
-(its token, the token's SHA-256, its CI job, whether it proved the read_api scope).
+They are listed once, in order, in REST_FRAMEWORK's DEFAULT_AUTHENTICATION_CLASSES (settings.py).
+Each has DRF's three outcomes: None when the request carries no credential of its kind, a
+raised `Unauthenticated` (401) when it carries a bad one, and `(GitLabUser, Credential)` on
+success: `request.user` is the GitLab user, `request.auth` the credential (its token, the
+token's SHA-256, its CI job, whether it proved the read_api scope). Each names the headers it
+reads (`headers`); dispatch.py keeps every one of them from MLflow (credential_headers).
 
-- GitLabTokenAuthentication: a GitLab personal, project, group, OAuth or CI job token in
-  `Authorization: Bearer`, in Basic (the password), or in GitLab's own `PRIVATE-TOKEN` and
-  `JOB-TOKEN` headers. A CI job token authenticates as the user who triggered the job; its
-  project access is the job's (projects/jobs.py).
+- GitLabIdTokenAuthentication: a GitLab CI job's id_token (a JWT GitLab signed), verified
+  offline: the job's user in the job's own project, with no call to GitLab's API.
+- CIJobTokenAuthentication: a CI_JOB_TOKEN in `JOB-TOKEN`, or a `glcbt-` token in any token
+  header. It authenticates as the user who triggered the job; its project access is the
+  job's (projects/jobs.py).
+- GitLabTokenAuthentication: any other token (personal, project, group, OAuth) in
+  `Authorization: Bearer`, in Basic (the password), or in GitLab's own `PRIVATE-TOKEN`.
 - GitLabSessionAuthentication: a browser, by the GitLab OAuth login of its session; a request
   that may change state must come from this site.
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from typing import NoReturn
 from urllib.parse import urlsplit
 
@@ -31,7 +37,7 @@ from rest_framework.request import Request
 
 from mlflow_bridge.edge import throttling
 from mlflow_bridge.edge.errors import CHALLENGE, BridgeError, Unauthenticated, token_refused
-from projects import access, gitlab, oauth
+from projects import access, gitlab, idtokens, jobs, oauth
 from projects.models import GitLabUser
 
 Authenticated = tuple[GitLabUser, access.Credential]
@@ -63,7 +69,7 @@ def token_from_header(header: str) -> str | None:
     raise Unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")
 
 
-# Where a request may carry a GitLab token: never passed on to MLflow (dispatch.py).
+# Where a request may carry a token, in the order they are read.
 TOKEN_HEADERS = ("Authorization", "Private-Token", "Job-Token")
 
 
@@ -71,12 +77,22 @@ def carries_token(request: HttpRequest) -> bool:
     return any(header in request.headers for header in TOKEN_HEADERS)
 
 
-def token_of(request: HttpRequest) -> str | None:
-    """The request's GitLab token: Authorization first, then GitLab's own header names."""
+def presented_token(request: HttpRequest) -> tuple[str, str] | None:
+    """(header, token) of the request's token: Authorization first, then GitLab's own header
+    names; None when it carries none."""
     token = token_from_header(request.headers.get("Authorization", ""))
-    if token is None:
-        token = request.headers.get("Private-Token") or request.headers.get("Job-Token")
-    return token
+    if token is not None:
+        return "Authorization", token
+    for header in TOKEN_HEADERS[1:]:
+        if token := request.headers.get(header):
+            return header, token
+    return None
+
+
+def token_of(request: HttpRequest) -> str | None:
+    """The request's token, wherever it is (see presented_token)."""
+    presented = presented_token(request)
+    return None if presented is None else presented[1]
 
 
 def project_path(request: Request | HttpRequest) -> str | None:
@@ -85,23 +101,81 @@ def project_path(request: Request | HttpRequest) -> str | None:
     return getattr(getattr(request, "_request", request), "project_path", None)
 
 
-class GitLabTokenAuthentication(BaseAuthentication):
-    """Authenticates a GitLab personal, project, group, OAuth or CI job token."""
+class CredentialAuthentication(BaseAuthentication):
+    """One kind of credential. `headers` names every request header it reads: dispatch.py keeps
+    each of them from MLflow (credential_headers)."""
 
-    def authenticate(self, request: Request) -> Authenticated | None:
-        token = token_of(request)
-        if token is None:
-            return None
-        try:
-            credential = access.credential_for(
-                token, lambda: throttling.check_lookup(request), project_path(request)
-            )
-        except gitlab.TokenRejected as exc:
-            raise token_refused(exc)
-        return credential.user, credential
+    headers: tuple[str, ...] = ()
 
     def authenticate_header(self, request: Request) -> str:
         return CHALLENGE
+
+
+class GitLabIdTokenAuthentication(CredentialAuthentication):
+    """Authenticates a GitLab CI job by its id_token, a JWT GitLab signed, verified offline
+    (projects/idtokens.py): in `Authorization` (Bearer, or Basic's password)."""
+
+    headers = ("Authorization",)
+
+    def authenticate(self, request: Request) -> Authenticated | None:
+        presented = presented_token(request)
+        if (
+            presented is None
+            or presented[0] != "Authorization"
+            or not idtokens.is_jwt(presented[1])
+        ):
+            return None
+        try:
+            credential = idtokens.credential_for(presented[1])
+        except idtokens.Refused as exc:
+            raise Unauthenticated(str(exc))
+        return credential.user, credential
+
+
+class GitLabTokenAuthentication(CredentialAuthentication):
+    """Authenticates a GitLab personal, project, group or OAuth token (GET /user).
+
+    Not its scheme: no token, or a CI job's (CIJobTokenAuthentication). A token GitLab's
+    GET /user refuses may still be a job token of a self-managed prefix: access.py asks
+    GET /job too.
+    """
+
+    headers = TOKEN_HEADERS
+
+    def authenticate(self, request: Request) -> Authenticated | None:
+        presented = presented_token(request)
+        if presented is None or is_job_token(*presented):
+            return None
+        return _gitlab_credential(request, presented[1])
+
+
+class CIJobTokenAuthentication(CredentialAuthentication):
+    """Authenticates a CI_JOB_TOKEN (GET /job) as the user who triggered the job, acting in the
+    job's project only (projects/jobs.py): in `JOB-TOKEN`, or a `glcbt-` token anywhere."""
+
+    headers = TOKEN_HEADERS
+
+    def authenticate(self, request: Request) -> Authenticated | None:
+        presented = presented_token(request)
+        if presented is None or not is_job_token(*presented):
+            return None
+        return _gitlab_credential(request, presented[1])
+
+
+def is_job_token(header: str, token: str) -> bool:
+    return header == "Job-Token" or jobs.looks_like_job_token(token)
+
+
+def _gitlab_credential(request: Request, token: str) -> Authenticated:
+    """The user and credential GitLab (or the fingerprint cache) knows the token as; 401 when
+    GitLab refuses it."""
+    try:
+        credential = access.credential_for(
+            token, lambda: throttling.check_lookup(request), project_path(request)
+        )
+    except gitlab.TokenRejected as exc:
+        raise token_refused(exc)
+    return credential.user, credential
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -118,7 +192,12 @@ def is_same_origin(request: HttpRequest) -> bool:
     return origin in (f"{request.scheme}://{request.get_host()}", *settings.CSRF_TRUSTED_ORIGINS)
 
 
-class GitLabSessionAuthentication(BaseAuthentication):
+def credential_headers(classes: Iterable[type[BaseAuthentication]]) -> frozenset[str]:
+    """Every header the authentication classes read credentials from (dispatch.py drops them)."""
+    return frozenset(header for cls in classes for header in cls.headers)
+
+
+class GitLabSessionAuthentication(CredentialAuthentication):
     """Authenticates a browser by its session: the GitLab OAuth login of the session's user.
 
     A session cookie travels with any request the browser makes, whoever made the page, so a
@@ -126,6 +205,8 @@ class GitLabSessionAuthentication(BaseAuthentication):
     but browsers send Origin). Token requests are not concerned: no page can make a browser
     send a token header. Works on DRF's Request and on a plain Django request (the pages).
     """
+
+    headers = ("Cookie",)
 
     def authenticate(self, request: Request | HttpRequest) -> Authenticated | None:
         django_request = getattr(request, "_request", request)

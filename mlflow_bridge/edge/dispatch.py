@@ -17,9 +17,10 @@ DispatcherMiddleware). Keys changed:
   count: WSGI folds them into this one key) is discarded, and the workspace is also bound
   in-process, so MLflow neither trusts nor looks up the header.
 
-Dropped because MLflow must not act on them: the client's credentials (HTTP_AUTHORIZATION,
-HTTP_PRIVATE_TOKEN, HTTP_JOB_TOKEN, HTTP_COOKIE), forwarding headers (HTTP_FORWARDED,
-HTTP_X_FORWARDED_*, whose trust is Django's business) and hop-by-hop headers. Nothing else
+Dropped because MLflow must not act on them: the client's credentials (every header an
+authentication class reads, CREDENTIAL_ENVIRON_KEYS, from the classes' own `headers`),
+forwarding headers (HTTP_FORWARDED, HTTP_X_FORWARDED_*, whose trust is Django's business) and
+hop-by-hop headers. Nothing else
 is read from the client.
 """
 
@@ -34,16 +35,24 @@ from collections.abc import Iterable, Iterator
 
 from django.http import JsonResponse, StreamingHttpResponse
 from gunicorn.http.errors import ParseException
+from rest_framework.settings import api_settings
 
+from mlflow_bridge.edge.authentication import credential_headers
 from mlflow_bridge.edge.errors import BridgeError, database_unavailable, error_response
 from mlflow_bridge.embedded.mlflow_app import flask_app, in_workspace
 
-DROPPED_ENVIRON_KEYS = frozenset(
+
+def environ_key(header: str) -> str:
+    """The WSGI environ key of a request header."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+CREDENTIAL_ENVIRON_KEYS = frozenset(
+    environ_key(header)
+    for header in credential_headers(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+)
+DROPPED_ENVIRON_KEYS = CREDENTIAL_ENVIRON_KEYS | frozenset(
     {
-        "HTTP_AUTHORIZATION",
-        "HTTP_PRIVATE_TOKEN",
-        "HTTP_JOB_TOKEN",
-        "HTTP_COOKIE",
         "HTTP_FORWARDED",
         "HTTP_CONNECTION",
         "HTTP_KEEP_ALIVE",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
+from mlflow_bridge.edge import promotion
 from mlflow_bridge.edge.errors import not_found
 from mlflow_bridge.edge.routes import Action, Route
 from projects import access
@@ -74,6 +75,24 @@ class IsProjectNotArchived(BasePermission):
         return False
 
 
+class CanPromoteModels(BasePermission):
+    """Allows setting, moving or deleting a protected model alias, or moving a version to
+    Production, only to Maintainers and Owners, or to CI id_token jobs on a protected ref run by
+    a Developer or higher (promotion.py). Checked once the body is read: the object is the
+    request's promotion.Promotion."""
+
+    code = "PERMISSION_DENIED"
+
+    def has_object_permission(self, request, view, obj: promotion.Promotion) -> bool:
+        if not obj.protected or promotion.may_promote(request.project_access, request.auth):
+            return True
+        self.message = (
+            f"{obj.describe()} {promotion.WHO_MAY}; you are {request.project_access.role}. "
+            "Nothing was changed."
+        )
+        return False
+
+
 # Checked as soon as the project is known, before the route is: a non-member learns nothing
 # from which routes exist.
 PROJECT_PERMISSIONS: tuple[type[BasePermission], ...] = (IsVisibleProject,)
@@ -85,4 +104,6 @@ def permissions_for(route: Route | None) -> tuple[type[BasePermission], ...]:
     """The permission classes of a route; of the project alone while the route is unknown."""
     if route is None:
         return PROJECT_PERMISSIONS
+    if route.promotes is not None:
+        return WRITE_PERMISSIONS + (CanPromoteModels,)
     return WRITE_PERMISSIONS if route.action.writes else READ_PERMISSIONS

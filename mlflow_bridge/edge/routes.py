@@ -12,9 +12,9 @@ carry `feature` (what a refusal names), `required` (body fields MLflow assumes),
 within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
 ids, checked and rewritten like body fields), `follows_source` (a model version read where
 its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
-creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted) or `banner` (the UI's
-page, which gets SharingHub's banner). BRIDGE_ANSWERS lists the UI's reads the bridge answers
-itself. No other module matches a rule by its text: each reads these columns.
+creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted), `banner` (the UI's
+page, which gets SharingHub's banner) or `promotes` (what protected model alias it may touch).
+BRIDGE_ANSWERS lists the UI's reads the bridge answers itself. No other module matches a rule by its text: each reads these columns.
 """
 
 from __future__ import annotations
@@ -63,6 +63,18 @@ class BodyKind(enum.Enum):
 JSON, FILE, BUFFERED_FILE, OTLP, GRAPHQL = BodyKind
 
 
+class Promotes(enum.Enum):
+    """How a registry write may touch a protected model alias (promotion.py)."""
+
+    ALIAS = "the alias the request names"  # set, moved or deleted
+    VERSION_ALIASES = "the aliases of the version it deletes"
+    MODEL_ALIASES = "the aliases of the registered model it deletes"
+    STAGE = "the stage it moves a version to"  # Production is protected
+
+
+ALIAS, VERSION_ALIASES, MODEL_ALIASES, STAGE = Promotes
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -87,6 +99,8 @@ class Route:
     keeps_user_tag: bool = False
     # MLflow's UI page: SharingHub's banner is added to it (browser.with_banner).
     banner: bool = False
+    # What protected model alias (or stage) it may touch: the CanPromoteModels permission.
+    promotes: Promotes | None = None
 
 
 NAME = ("name",)
@@ -174,22 +188,22 @@ ROUTES: list[Route] = [
     Route("GET",    "/2.0/mlflow/registered-models/get",                   READ, NAME),
     Route("POST",   "/2.0/mlflow/registered-models/rename",                UPDATE, ("name", "new_name")),
     Route("PATCH",  "/2.0/mlflow/registered-models/update",                UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME, promotes=MODEL_ALIASES),
     Route("GET",    "/2.0/mlflow/registered-models/search",                READ),
     Route("GET",    "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
     Route("POST",   "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
     Route("POST",   "/2.0/mlflow/registered-models/set-tag",               UPDATE, NAME),
     Route("DELETE", "/2.0/mlflow/registered-models/delete-tag",            UPDATE, NAME),
     Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, promotes=ALIAS),
+    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, promotes=ALIAS),
     Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME),
     Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME),
     Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME, promotes=VERSION_ALIASES),
     Route("GET",    "/2.0/mlflow/model-versions/search",                   READ),
     Route("GET",    "/2.0/mlflow/model-versions/get-download-uri",         READ, NAME),
-    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME),
+    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME, promotes=STAGE),
     Route("POST",   "/2.0/mlflow/model-versions/set-tag",                  UPDATE, NAME),
     Route("DELETE", "/2.0/mlflow/model-versions/delete-tag",               UPDATE, NAME),
     # --- Traces --------------------------------------------------------------------------------

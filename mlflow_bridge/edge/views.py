@@ -28,12 +28,12 @@ from mlflow_bridge.edge import (
     dispatch,
     messages,
     ownership,
+    promotion,
     quota,
     storage,
     throttling,
     ui_answers,
 )
-from mlflow_bridge.edge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
 from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, not_found, too_large
 from mlflow_bridge.edge.permissions import permissions_for
 from mlflow_bridge.edge.rewrite import RequestRewriter, tag_job_run
@@ -185,7 +185,7 @@ class TrackingView(APIView):
     """Every project's MLflow server, behind DRF's authentication, permission and throttle
     classes (see the module docstring for the order of a request)."""
 
-    authentication_classes = (GitLabTokenAuthentication, GitLabSessionAuthentication)
+    # authentication_classes: REST_FRAMEWORK's DEFAULT_AUTHENTICATION_CLASSES.
     throttle_classes = (throttling.PrincipalRateThrottle,)
     # DRF never parses a body here and never renders one: MLflow's answer is passed on as is.
     parser_classes = ()
@@ -346,9 +346,20 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
     if route.body is BodyKind.GRAPHQL:
         messages.check_graphql(document)
     check_contents(document, request.project_access.project.workspace)
+    check_promotion(request, document)
     username = request.project_access.user.username
     body, document = authorship.stamp(username, route, body, document)
     return tag_job_run(request.project_access, route, body, document)
+
+
+def check_promotion(request: Request, document: dict) -> None:
+    """A row that may touch a protected model alias: its permission classes judge what this
+    body would change (DRF's object permissions, the object being the promotion)."""
+    promotes = request.route.promotes
+    if promotes is not None:
+        workspace = request.project_access.project.workspace
+        found = promotion.promotion(promotes, document, workspace)
+        request.parser_context["view"].check_object_permissions(request, found)
 
 
 def followed_source(request: Request, query_string: str) -> tuple[str, str]:

@@ -1,4 +1,7 @@
-"""Artifacts of a registered model version, as the UI's model page reads them.
+"""The model registry, read for the edge: a version's artifacts where its source chain ends, and
+the aliases a version or model holds (protected aliases, edge/promotion.py).
+
+Artifacts of a registered model version, as the UI's model page reads them.
 
 MLflow's `model-versions/get-artifact` opens the version's download URI with the server's
 own tracking URI, a database: for a `runs:/<run>/<path>` source (and a `models:/<name>/
@@ -72,3 +75,18 @@ def follow_source(path_info: str, query_string: str, workspace: str) -> tuple[st
     if (name, version) == (fields["name"], fields["version"]):
         return path_info, None
     return path_info, {**fields, "name": name, "version": version}
+
+
+def aliases_held(name: object, version: object, workspace: str) -> list[str]:
+    """The aliases a model version holds (with `version`) or its registered model (`version`
+    None); none when there is no such thing (MLflow then answers its own 404)."""
+    from mlflow.server.handlers import _get_model_registry_store
+
+    registry = _get_model_registry_store()
+    with ServerWorkspaceContext(workspace):
+        try:
+            if version is not None:
+                return list(registry.get_model_version(name, version).aliases)
+            return list(registry.get_registered_model(name).aliases)
+        except MlflowException:
+            return []
