@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from mlflow.store.workspace.abstract_store import WorkspaceDeletionMode
 from sqlalchemy import Integer, String
 
 from mlflow_bridge.embedded import mlflow_app
@@ -218,6 +219,7 @@ def mlflow_tables_by_name() -> dict:
     return dict(Base.metadata.tables)
 
 
+CASCADE = WorkspaceDeletionMode.CASCADE
 _groups = itertools.count()
 
 
@@ -256,3 +258,16 @@ class TestMemosOfMlflowIds:
         assert again["experiment"]["name"] == "Default"
         assert again["experiment"]["lifecycle_stage"] == "active"
         assert run["run"]["info"]["experiment_id"] == again["experiment"]["experiment_id"]
+
+    def test_it_recreates_a_workspace_purged_in_another_process(self, tracking, monkeypatch):
+        """MLflow writes into a workspace without its row, but `usage` and `gc` list the
+        workspaces MLflow knows: a project's must come back with it."""
+        assert tracking.post("experiments/create", {"name": "before"})[0] == 200
+        # `purge_projects` elsewhere; this worker's next look comes after the re-check time.
+        mlflow_app.workspace_store().delete_workspace(tracking.workspace, CASCADE)
+        monkeypatch.setattr(mlflow_app, "WORKSPACE_RECHECK_SECONDS", 0)
+
+        status, created = tracking.post("experiments/create", {"name": "after"})
+
+        assert status == 200, created
+        assert tracking.workspace in mlflow_app.workspace_names()

@@ -19,7 +19,7 @@ from django.utils import timezone
 from mlflow_bridge.edge.errors import BridgeError
 from mlflow_bridge.edge.routes import Action, BodyKind, Route
 from mlflow_bridge.embedded import artifact_store
-from mlflow_bridge.embedded.activity import activity_of
+from mlflow_bridge.embedded.activity import measured
 from projects.models import GitLabProject, ProjectUsage
 from projects.units import human
 
@@ -44,11 +44,7 @@ def _used(project: GitLabProject) -> int:
     if row is not None:
         return row.artifact_bytes
     # Never measured: all its figures now, once (`usage` keeps them current afterwards).
-    workspace = project.workspace
-    figures = activity_of([workspace]).get(workspace) or ProjectUsage()
-    figures.artifact_bytes, figures.artifact_files = artifact_store.size(
-        artifact_store.workspace_directory(workspace)
-    )
+    figures = measured(project.workspace)
     ProjectUsage.objects.update_or_create(
         project=project, defaults={**figures.figures(), "measured_at": timezone.now()}
     )

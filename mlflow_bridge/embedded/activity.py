@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from sqlalchemy import TextClause, bindparam, text
 
+from mlflow_bridge.embedded import artifact_store
 from mlflow_bridge.embedded.mlflow_app import registry_store, tracking_store
 from projects.models import ProjectUsage
 
@@ -70,3 +71,12 @@ def activity_of(workspaces: list[str] | None = None) -> dict[str, ProjectUsage]:
                     setattr(figures, field, count)
                     _saw(figures, last_change)
     return found
+
+
+def measured(workspace: str, counted: ProjectUsage | None = None) -> ProjectUsage:
+    """Everything the workspace holds: its counts (`counted`, or read now), plus the size and
+    number of its artifacts (one listing of its directory). Unsaved."""
+    figures = counted or activity_of([workspace]).get(workspace) or ProjectUsage()
+    directory = artifact_store.workspace_directory(workspace)
+    figures.artifact_bytes, figures.artifact_files = artifact_store.size(directory)
+    return figures

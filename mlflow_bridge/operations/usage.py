@@ -11,8 +11,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from mlflow_bridge.embedded import artifact_store, mlflow_app
-from mlflow_bridge.embedded.activity import activity_of
+from mlflow_bridge.embedded import activity, mlflow_app
 from projects.models import USAGE_FIGURES, GitLabProject, ProjectUsage
 
 WORKSPACE_PREFIX = "p-"
@@ -32,15 +31,12 @@ def workspaces() -> list[str]:
 
 def database_figures() -> dict[str, ProjectUsage]:
     """Counts and last activity of every workspace with data, from MLflow's database."""
-    return activity_of()
+    return activity.activity_of()
 
 
 def measure_workspace(workspace: str, figures: ProjectUsage | None = None) -> ProjectUsage:
-    usage = figures or ProjectUsage()
-    usage.artifact_bytes, usage.artifact_files = artifact_store.size(
-        artifact_store.workspace_directory(workspace)
-    )
-    return usage
+    """The workspace's figures: `figures` (its counts, if it has any data) with its artifacts."""
+    return activity.measured(workspace, figures or ProjectUsage())
 
 
 def measure(only: list[str] | None = None) -> dict[str, ProjectUsage]:
