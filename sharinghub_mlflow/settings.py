@@ -1,7 +1,9 @@
 """Settings, each read once from the environment (see docs/configuration.md)."""
 
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -74,6 +76,23 @@ TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=False)
 if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- SharingHub ---------------------------------------------------------------------------------
+# The SharingHub this service serves (https://sharinghub.example.com/). Empty: no SharingHub.
+SHARINGHUB_URL = env.str("SHARINGHUB_URL", default="").rstrip("/")
+# Origins (scheme://host[:port]) whose pages may show this service's pages in a frame, besides
+# the service itself (sharinghub_mlflow/framing.py). Default: SHARINGHUB_URL's origin.
+_sharinghub = urlsplit(SHARINGHUB_URL)
+FRAME_ANCESTORS = env.list(
+    "FRAME_ANCESTORS",
+    default=[f"{_sharinghub.scheme}://{_sharinghub.netloc}"] if SHARINGHUB_URL else [],
+)
+for _origin in FRAME_ANCESTORS:
+    if not re.fullmatch(r"https?://[\w.*:\[\]-]+", _origin):
+        raise ImproperlyConfigured(
+            f"FRAME_ANCESTORS holds {_origin!r}: list origins like https://sharinghub.example.com "
+            "(scheme and host, an optional port, no path), separated by commas."
+        )
+
 SOCIAL_AUTH_GITLAB_KEY = GITLAB_OAUTH_CLIENT_ID
 SOCIAL_AUTH_GITLAB_SECRET = GITLAB_OAUTH_CLIENT_SECRET
 SOCIAL_AUTH_GITLAB_API_URL = GITLAB_URL
@@ -90,8 +109,17 @@ AUTHENTICATION_BACKENDS = [
 # Sessions live in the database; the cookie holds only their id. Secure is added per request
 # over HTTPS (sharinghub_mlflow/cookies.py).
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+# Lax: the browser sends the cookies to this site's pages and frames when the page around them
+# is on the same site (sharinghub.example.com and mlflow.example.com, a JupyterHub beside the
+# service). None: also in the frames of another site; browsers then require Secure (HTTPS).
+COOKIE_SAMESITE = env.str("COOKIE_SAMESITE", default="Lax").capitalize()
+if COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
+    raise ImproperlyConfigured(
+        f"COOKIE_SAMESITE is {COOKIE_SAMESITE!r}: set it to Lax (same-site frames) or None "
+        "(frames of another site; needs HTTPS)."
+    )
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = COOKIE_SAMESITE
 
 # --- Embedded MLflow --------------------------------------------------------------------------
 MLFLOW_BACKEND_STORE_URI = env.str(
@@ -209,7 +237,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who may frame which page; replaces Django's X-Frame-Options middleware.
+    "sharinghub_mlflow.framing.FramingMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
 ]
 
