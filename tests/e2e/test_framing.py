@@ -1,0 +1,270 @@
+"""Pages of other origins framing the service, in Chromium: SharingHub's "Model experiments" tab
+(a project's MLflow UI, drawn for an allowed origin, refused for another) and a notebook's trace
+(MLflow's own display-handler HTML: spans for a signed-in browser, the sign-in message for a
+signed-out one). The notebook test runs against a bare `mlflow server` too, to prove the test.
+
+The framing pages are served from other ports of 127.0.0.1: other origins of the same site, as
+SharingHub or a JupyterHub beside the service. Screenshots land in /work/screens/issue-20/ when
+that directory's parent exists, else in test-output/framing/.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import _free_port, start_live_server, wait_until
+from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = (Path("/work/screens/issue-20") if Path("/work/screens").is_dir()
+         else ROOT / "test-output" / "framing")  # fmt: skip
+MLFLOW = Path(sys.executable).with_name("mlflow")
+# What a notebook cell runs: two nested spans, then MLflow's display handler's HTML for the trace.
+NOTEBOOK_CELL = """
+import mlflow
+from mlflow.tracing.display.display_handler import get_notebook_iframe_html
+
+mlflow.set_experiment("notebook")
+
+@mlflow.trace(name="tokenize")
+def tokenize(text):
+    return text.split()
+
+@mlflow.trace(name="predict")
+def predict(text):
+    return len(tokenize(text))
+
+predict("the quick brown fox")
+mlflow.flush_trace_async_logging()
+trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+print(get_notebook_iframe_html([trace]))
+"""
+
+
+class StaticSite:
+    """Another origin of the same site: 127.0.0.1 on a port of its own, serving `root`."""
+
+    def __init__(self, root: Path):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def page(self, name: str, body: str) -> str:
+        (self.root / name).write_text(f"<!doctype html><html><body>{body}</body></html>")
+        return f"{self.origin}/{name}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def stop(process: subprocess.Popen) -> None:
+    """A short graceful stop, then a kill."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def notebook_html(tracking_uri: str, token: str | None) -> str:
+    """The HTML a notebook shows for a trace logged to `tracking_uri` (as MLflow emits it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    if token:
+        env["MLFLOW_TRACKING_TOKEN"] = token
+    done = subprocess.run([sys.executable, "-c", NOTEBOOK_CELL], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = done.stdout[done.stdout.index("<div") :]
+    assert 'id="trace-renderer"' in html
+    return html
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def sharinghub(tmp_path_factory) -> StaticSite:
+    """The allowed origin (FRAME_ANCESTORS): SharingHub's or a JupyterHub's pages."""
+    site = StaticSite(tmp_path_factory.mktemp("sharinghub"))
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory) -> StaticSite:
+    """Another origin of the same site that the service does not list."""
+    site = StaticSite(tmp_path_factory.mktemp("stranger"))
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, gitlab, sharinghub):
+    server, process = start_live_server(
+        tmp_path_factory.mktemp("framed"), gitlab.url, workers=1,
+        FRAME_ANCESTORS=sharinghub.origin, **gitlab.oauth.settings,
+    )  # fmt: skip
+    yield server
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def notebook(gitlab, cast):
+    """ml/team/notebook: Dave is a Developer; private."""
+    project = gitlab.add_project("ml/team/notebook")
+    project.direct[cast.dave.id] = 30
+    return project
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page, server, gitlab, user, project) -> None:
+    page.goto(server.tracking_uri(project.path))
+    log_in_with_gitlab(page, gitlab, user)
+    expect(page.locator("#sharinghub-banner")).to_contain_text(project.path)
+
+
+def ui_frame_page(site: StaticSite, server, project) -> str:
+    return site.page("experiments.html", "<h1>Model experiments</h1>"
+                     f'<iframe id="mlflow" src="{server.tracking_uri(project.path)}" '
+                     'style="width:1350px;height:700px"></iframe>')  # fmt: skip
+
+
+class TestModelExperimentsTab:
+    def test_it_is_drawn_in_a_frame_of_an_allowed_origin(
+        self, page, server, gitlab, cast, notebook, sharinghub
+    ):
+        sign_in(page, server, gitlab, cast.dave, notebook)
+
+        page.goto(ui_frame_page(sharinghub, server, notebook))
+
+        framed = page.frame_locator("#mlflow")
+        expect(framed.locator("#sharinghub-banner")).to_contain_text(notebook.path)
+        expect(framed.get_by_text("Experiments").first).to_be_visible()
+        shot(page, "ui-framed-by-allowed-origin")
+
+    def test_it_is_refused_by_the_browser_in_a_frame_of_another_origin(
+        self, page, server, gitlab, cast, notebook, sharinghub, stranger
+    ):
+        sign_in(page, server, gitlab, cast.dave, notebook)
+
+        with page.expect_console_message(lambda m: "frame-ancestors" in m.text) as report:
+            page.goto(ui_frame_page(stranger, server, notebook))
+
+        # Chromium's words: "Framing '<url>' violates the following Content Security Policy
+        # directive: "frame-ancestors 'self' <allowed>". The request has been blocked."
+        refusal = report.value.text
+        assert "has been blocked" in refusal
+        assert f"frame-ancestors 'self' {sharinghub.origin}" in refusal
+        expect(page.frame_locator("#mlflow").locator("#sharinghub-banner")).to_have_count(0)
+        shot(page, "ui-refused-to-other-origin")
+
+
+class TestNotebookTrace:
+    @pytest.fixture(scope="class")
+    def trace_page(self, server, cast, notebook, sharinghub) -> str:
+        html = notebook_html(server.tracking_uri(notebook.path), cast.dave.token)
+        return sharinghub.page("notebook.html", f"<h1>In [1]: predict(...)</h1>{html}")
+
+    def test_it_shows_the_spans_to_a_signed_in_browser(
+        self, page, server, gitlab, cast, notebook, trace_page
+    ):
+        sign_in(page, server, gitlab, cast.dave, notebook)
+
+        page.goto(trace_page)
+
+        framed = page.frame_locator("#trace-renderer")
+        expect(framed.get_by_text("predict").first).to_be_visible()
+        expect(framed.get_by_text("tokenize").first).to_be_visible()
+        expect(framed.get_by_text("the quick brown fox").first).to_be_visible()  # its input
+        shot(page, "notebook-trace-signed-in")
+
+    def test_it_asks_a_signed_out_browser_to_sign_in_in_a_new_tab(self, page, notebook, trace_page):
+        page.goto(trace_page)
+
+        framed = page.frame_locator("#trace-renderer")
+        expect(framed.get_by_role("heading", name="Sign in to view this trace")).to_be_visible()
+        link = framed.get_by_role("link", name="Sign in to SharingHub MLflow")
+        expect(link).to_have_attribute("target", "_blank")
+        expect(link).to_have_attribute("href", re.compile(rf"/mlflow/{notebook.path}/tracking/$"))
+        expect(framed.get_by_text("predict")).to_have_count(0)
+        shot(page, "notebook-trace-signed-out")
+
+
+class TestNotebookTraceOnABareServer:
+    """The same notebook test against a bare `mlflow server`: it proves the test."""
+
+    @pytest.fixture(scope="class")
+    def bare(self, tmp_path_factory) -> str:
+        data = tmp_path_factory.mktemp("bare-mlflow")
+        port = _free_port()
+        process = subprocess.Popen(
+            [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
+             "--artifacts-destination", str(data / "artifacts")],
+            env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
+            stdout=(data / "server.log").open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            assert process.poll() is None, (data / "server.log").read_text()[-3000:]
+            try:
+                return requests.get(f"{url}/health", timeout=1).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, "the bare MLflow server", limit=120)
+        yield url
+        stop(process)
+
+    def test_it_shows_the_spans(self, page, bare, sharinghub):
+        html = notebook_html(bare, None)
+        trace_page = sharinghub.page("bare-notebook.html", f"<h1>In [1]: bare server</h1>{html}")
+
+        page.goto(trace_page)
+
+        framed = page.frame_locator("#trace-renderer")
+        expect(framed.get_by_text("predict").first).to_be_visible()
+        expect(framed.get_by_text("tokenize").first).to_be_visible()
+        shot(page, "notebook-trace-bare-mlflow")
