@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 from mlflow_bridge import notebook
 from mlflow_bridge.authentication import carries_token
 from mlflow_bridge.ui_answers import describe
+from projects import visibility
 from projects.records import ProjectAccess
 
 
@@ -89,6 +90,7 @@ def with_banner(request: HttpRequest, response: HttpResponse) -> HttpResponse:
             "project": project_access.project,
             "role": project_access.role,
             "read_only": not project_access.can_write,
+            "public_read": visibility.is_public_read(project_access.project, project_access.level),
             "workspace_json": json.dumps(describe(project_access.project)["name"]),
         },
         request=request,

@@ -13,7 +13,8 @@ within the JSON limit and parsed by the endpoint), `headers` (request headers th
 ids, checked and rewritten like body fields), `follows_source` (a model version read where
 its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
 creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted) or `banner` (the UI's
-page, which gets SharingHub's banner). BRIDGE_ANSWERS lists the UI's reads the bridge answers
+page, which gets SharingHub's banner). `area` is the GitLab feature a route belongs to
+(EXPERIMENTS unless the row says REGISTRY, SITE or BOTH). BRIDGE_ANSWERS lists the UI's reads the bridge answers
 itself. No other module matches a rule by its text: each reads these columns.
 """
 
@@ -39,6 +40,19 @@ class Action(enum.Enum):
 
 
 READ, CREATE, UPDATE, DELETE, REFUSED = Action
+
+
+class Area(enum.Enum):
+    """The GitLab feature a route belongs to: its access level (disabled, private, enabled)
+    and the project's visibility decide who reads it (projects/visibility.py)."""
+
+    EXPERIMENTS = "model_experiments"  # experiments, runs, artifacts, logged models, traces...
+    REGISTRY = "model_registry"  # registered models, versions, aliases, prompts
+    BOTH = "both"  # reads both (GraphQL): readable only where both are
+    SITE = "site"  # the UI's page and files, server info: readable where either is
+
+
+EXPERIMENTS, REGISTRY, BOTH, SITE = Area
 
 
 class BodyKind(enum.Enum):
@@ -87,6 +101,8 @@ class Route:
     keeps_user_tag: bool = False
     # MLflow's UI page: SharingHub's banner is added to it (browser.with_banner).
     banner: bool = False
+    # The GitLab feature whose access level governs the route.
+    area: Area = EXPERIMENTS
 
 
 NAME = ("name",)
@@ -99,16 +115,16 @@ OTLP_HEADERS = (
 # fmt: off
 ROUTES: list[Route] = [
     # --- UI, static files, server status -------------------------------------------------------
-    Route("GET",    "/",                                                   READ, banner=True),
-    Route("GET",    "/static-files/<path:path>",                           READ),
-    Route("GET",    "/build/<path:filename>",                              READ),
-    Route("GET",    "/health",                                             READ),
-    Route("GET",    "/version",                                            READ),
-    Route("GET",    "/3.0/mlflow/server-info",                             READ),
+    Route("GET",    "/",                                                   READ, banner=True, area=SITE),
+    Route("GET",    "/static-files/<path:path>",                           READ, area=SITE),
+    Route("GET",    "/build/<path:filename>",                              READ, area=SITE),
+    Route("GET",    "/health",                                             READ, area=SITE),
+    Route("GET",    "/version",                                            READ, area=SITE),
+    Route("GET",    "/3.0/mlflow/server-info",                             READ, area=SITE),
     # GraphQL only reads (its "mutations" are searches), scoped to the workspace. MLflow's
     # GraphQL handler reads a JSON body, so GET always failed there with a 500.
     Route("GET",    "/graphql",                                            REFUSED, feature="GraphQL over GET (send a POST)"),
-    Route("POST",   "/graphql",                                            READ, required=("query",), body=GRAPHQL),
+    Route("POST",   "/graphql",                                            READ, required=("query",), body=GRAPHQL, area=BOTH),
     # --- Experiments ---------------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/experiments/create",                      CREATE, NAME),
     Route("POST",   "/2.0/mlflow/experiments/delete",                      DELETE),
@@ -155,7 +171,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),  # JSON, checked
     Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ, body=FILE),
     Route("GET",    "/get-artifact",                                       READ),
-    Route("GET",    "/model-versions/get-artifact",                        READ, follows_source=True),
+    Route("GET",    "/model-versions/get-artifact",                        READ, follows_source=True, area=REGISTRY),
     Route("GET",    "/2.0/mlflow/get-trace-artifact",                      READ),
     Route("GET",    "/3.0/mlflow/get-trace-artifact",                      READ),
     # --- Logged models (MLflow 3) --------------------------------------------------------------
@@ -170,28 +186,28 @@ ROUTES: list[Route] = [
     Route("DELETE", "/2.0/mlflow/logged-models/<model_id>/tags/<tag_key>", UPDATE),
     Route("POST",   "/2.0/mlflow/logged-models/search",                    READ),
     # --- Model registry (also prompts, which are registered models) ----------------------------
-    Route("POST",   "/2.0/mlflow/registered-models/create",                CREATE, NAME),
-    Route("GET",    "/2.0/mlflow/registered-models/get",                   READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/rename",                UPDATE, ("name", "new_name")),
-    Route("PATCH",  "/2.0/mlflow/registered-models/update",                UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME),
-    Route("GET",    "/2.0/mlflow/registered-models/search",                READ),
-    Route("GET",    "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/set-tag",               UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/delete-tag",            UPDATE, NAME),
-    Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME),
-    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME),
-    Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME),
-    Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME),
-    Route("GET",    "/2.0/mlflow/model-versions/search",                   READ),
-    Route("GET",    "/2.0/mlflow/model-versions/get-download-uri",         READ, NAME),
-    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME),
-    Route("POST",   "/2.0/mlflow/model-versions/set-tag",                  UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/model-versions/delete-tag",               UPDATE, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/create",                CREATE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/get",                   READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/rename",                UPDATE, ("name", "new_name"), area=REGISTRY),
+    Route("PATCH",  "/2.0/mlflow/registered-models/update",                UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/search",                READ, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/set-tag",               UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete-tag",            UPDATE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME, area=REGISTRY),
+    Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/model-versions/search",                   READ, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/model-versions/get-download-uri",         READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/model-versions/set-tag",                  UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete-tag",               UPDATE, NAME, area=REGISTRY),
     # --- Traces --------------------------------------------------------------------------------
     Route("GET",    "/2.0/mlflow/traces",                                  READ),
     Route("POST",   "/2.0/mlflow/traces",                                  CREATE),

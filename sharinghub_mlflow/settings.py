@@ -51,6 +51,9 @@ GITLAB_OUTAGE_RETRYABLE = env.int("GITLAB_OUTAGE_RETRYABLE", default=30)
 # An administrator's (or service account's) token with read_api: `gitlab_refresh`, the admin's
 # "refresh" action and CI jobs' roles use it. Empty: those fall back as the README says.
 GITLAB_SERVICE_TOKEN = env.str("GITLAB_SERVICE_TOKEN", default="")
+# Only members read a project's MLflow, whatever GitLab's visibility and feature levels say
+# (projects/visibility.py). Default: as GitLab, public projects' enabled features are read by all.
+MEMBERS_ONLY = env.bool("MEMBERS_ONLY", default=False)
 # The secret GitLab's webhooks send as X-Gitlab-Token to /hooks/gitlab/. Empty: endpoint off.
 GITLAB_WEBHOOK_SECRET = env.str("GITLAB_WEBHOOK_SECRET", default="")
 # A CI job's role in its own project when no GITLAB_SERVICE_TOKEN can look its user up.
@@ -146,6 +149,8 @@ THROTTLE_RATES = {
     "failed_authentications_per_address": env.str(
         "THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS", "10/min"
     ),
+    # Requests without credentials (public projects' readers), per address.
+    "anonymous_per_address": env.str("THROTTLE_ANONYMOUS_PER_ADDRESS", "300/min"),
     # Requests per GitLab user, whatever the credential; empty: no limit.
     "principal": env.str("THROTTLE_PRINCIPAL_RATE", "") or None,
 }
