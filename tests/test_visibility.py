@@ -244,6 +244,27 @@ class TestChangesInGitLab:
         assert Caller(client, path, "glpat-charlie").read("registry") == 200
 
 
+    def test_it_follows_a_project_made_private_at_once_when_gitlabs_hook_says_so(
+        self, client, gitlab, settings
+    ):
+        settings.GITLAB_WEBHOOK_SECRET = "hook-secret"
+        path = gitlab.add("ml/public/hooked", "public", "enabled", "enabled")
+        assert Caller(client, path, "glpat-charlie").read("experiments") == 200
+        assert Caller(client, path, None).read("experiments") == 200
+        gitlab.projects[path]["visibility"] = "private"
+
+        hook = client.post("/hooks/gitlab/", {"event_name": "project_update",
+                           "project_id": gitlab.projects[path]["id"],
+                           "path_with_namespace": path, "project_visibility": "private"},
+                           content_type="application/json",
+                           HTTP_X_GITLAB_TOKEN="hook-secret")  # fmt: skip
+
+        assert hook.status_code == 200
+        assert Caller(client, path, "glpat-charlie").read("experiments") == 404
+        assert Caller(client, path, None).read("experiments") == 401
+        assert Caller(client, path, "glpat-rita").read("experiments") == 200
+
+
 def expire_cached_answers() -> None:
     """MEMBERSHIP_CACHE_TTL has passed: every kept answer is stale."""
     past = timezone.now() - timedelta(days=1)
