@@ -359,8 +359,9 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
     if route.body is BodyKind.GRAPHQL:
         messages.check_graphql(document)
     check_contents(document, request.project_access.project.workspace)
-    username = request.project_access.user.username
-    body, document = authorship.stamp(username, route, body, document)
+    user = request.project_access.user
+    if user is not None:  # anonymous callers only read: nothing of theirs to sign
+        body, document = authorship.stamp(user.username, route, body, document)
     return tag_job_run(request.project_access, route, body, document)
 
 

@@ -189,6 +189,17 @@ class TestFeatures:
         assert f'<a href="/mlflow/login/?next=/mlflow/{path}/tracking/">Sign in</a>' in page
 
 
+class TestAnonymousReads:
+    def test_it_answers_an_anonymous_search_with_a_json_body(self, client, gitlab):
+        path = gitlab.add("ml/public/searched", "public", "enabled", "enabled")
+        Caller(client, path, "glpat-dave").post("experiments/create", {"name": "shown"})
+
+        status, found = Caller(client, path, None).post("experiments/search", {"max_results": 5})
+
+        assert status == 200
+        assert "shown" in {experiment["name"] for experiment in found["experiments"]}
+
+
 class TestSwitchesAndSettings:
     def test_it_asks_anonymous_callers_to_sign_in_without_a_service_token(
         self, client, gitlab, settings

@@ -1,7 +1,9 @@
-"""Pages of other origins framing the service, in Chromium: SharingHub's "Model experiments" tab
-(a project's MLflow UI, drawn for an allowed origin, refused for another) and a notebook's trace
-(MLflow's own display-handler HTML: spans for a signed-in browser, the sign-in message for a
-signed-out one). The notebook test runs against a bare `mlflow server` too, to prove the test.
+"""Sharing, live: pages of other origins framing the service, in Chromium: SharingHub's "Model
+experiments" tab (a project's MLflow UI, drawn for an allowed origin, refused for another) and a
+notebook's trace (MLflow's own display-handler HTML: spans for a signed-in browser, the sign-in
+message for a signed-out one); the notebook test runs against a bare `mlflow server` too, to
+prove the test. And a public project read by anyone: the stock client without a token reads
+and cannot write, an anonymous browser browses the UI under a bar saying it is public.
 
 The framing pages are served from other ports of 127.0.0.1: other origins of the same site, as
 SharingHub or a JupyterHub beside the service. Screenshots land in /work/screens/issue-20/ when
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from tests.conftest import _free_port, start_live_server, wait_until
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
@@ -125,9 +129,11 @@ def stranger(tmp_path_factory) -> StaticSite:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, gitlab, sharinghub):
+    root = gitlab.add_user("root", admin=True)  # the service token: anonymous reads
     server, process = start_live_server(
         tmp_path_factory.mktemp("framed"), gitlab.url, workers=1,
-        FRAME_ANCESTORS=sharinghub.origin, **gitlab.oauth.settings,
+        FRAME_ANCESTORS=sharinghub.origin, GITLAB_SERVICE_TOKEN=root.token,
+        **gitlab.oauth.settings,
     )  # fmt: skip
     yield server
     stop(process)
@@ -268,3 +274,43 @@ class TestNotebookTraceOnABareServer:
         expect(framed.get_by_text("predict").first).to_be_visible()
         expect(framed.get_by_text("tokenize").first).to_be_visible()
         shot(page, "notebook-trace-bare-mlflow")
+
+
+class TestPublicProject:
+    @pytest.fixture(scope="class")
+    def showcase(self, gitlab, cast):
+        """ml/team/showcase: public, Dave a Developer."""
+        project = gitlab.add_project("ml/team/showcase", visibility="public")
+        project.direct[cast.dave.id] = 30
+        return project
+
+    def test_it_lets_the_stock_client_read_without_a_token_and_not_write(
+        self, server, cast, showcase, monkeypatch
+    ):
+        uri = server.tracking_uri(showcase.path)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a failure fails at once
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", cast.dave.token)
+        MlflowClient(uri).create_experiment("shared-model")
+        monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+
+        anonymous = MlflowClient(uri)
+        names = {experiment.name for experiment in anonymous.search_experiments()}
+
+        assert "shared-model" in names
+        with pytest.raises(MlflowException, match="(?i)authentication required"):
+            anonymous.create_experiment("planted")
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", cast.dave.token)
+        assert "planted" not in {e.name for e in MlflowClient(uri).search_experiments()}
+
+    def test_it_shows_an_anonymous_browser_the_ui_read_only_with_a_sign_in_link(
+        self, page, server, showcase
+    ):
+        page.goto(server.tracking_uri(showcase.path))
+
+        banner = page.locator("#sharinghub-banner")
+        expect(banner).to_contain_text("This project is public: you can browse it")
+        expect(banner.get_by_role("link", name="Sign in")).to_have_attribute(
+            "href", re.compile(r"^/mlflow/login/\?next=")
+        )
+        expect(page.get_by_role("link", name="shared-model", exact=True)).to_be_visible()
+        shot(page, "public-project-anonymous")
