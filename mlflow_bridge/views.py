@@ -40,6 +40,7 @@ from mlflow_bridge.errors import BridgeError, Unauthenticated, not_found, too_la
 from mlflow_bridge.permissions import permissions_for
 from mlflow_bridge.rewrite import RequestRewriter, tag_job_run
 from mlflow_bridge.routes import BodyKind, Route, route_for
+from mlflow_bridge.sharinghub_session import SharingHubSessionAuthentication
 from projects import access, visibility
 
 TRACKING_SEGMENT = "tracking"
@@ -186,7 +187,11 @@ class TrackingView(APIView):
     """Every project's MLflow server, behind DRF's authentication, permission and throttle
     classes (see the module docstring for the order of a request)."""
 
-    authentication_classes = (GitLabTokenAuthentication, GitLabSessionAuthentication)
+    authentication_classes = (
+        GitLabTokenAuthentication,
+        GitLabSessionAuthentication,
+        SharingHubSessionAuthentication,
+    )
     throttle_classes = (throttling.PrincipalRateThrottle, throttling.AnonymousPerAddressThrottle)
     # DRF never parses a body here and never renders one: MLflow's answer is passed on as is.
     parser_classes = ()

@@ -82,6 +82,11 @@ if TRUST_X_FORWARDED_PROTO:
 # --- SharingHub ---------------------------------------------------------------------------------
 # The SharingHub this service serves (https://sharinghub.example.com/). Empty: no SharingHub.
 SHARINGHUB_URL = env.str("SHARINGHUB_URL", default="").rstrip("/")
+# SharingHub's session cookie (sharinghub-server's SESSION_COOKIE), read when SHARINGHUB_URL is
+# set: it signs a browser in as the GitLab user SharingHub knows (sharinghub_session.py).
+SHARINGHUB_SESSION_COOKIE = env.str("SHARINGHUB_SESSION_COOKIE", default="sharinghub-session")
+# Seconds SharingHub's answer for a session cookie is trusted (in each process's memory).
+SHARINGHUB_SESSION_CACHE_TTL = env.int("SHARINGHUB_SESSION_CACHE_TTL", default=60)
 # Origins (scheme://host[:port]) whose pages may show this service's pages in a frame, besides
 # the service itself (sharinghub_mlflow/framing.py). Default: SHARINGHUB_URL's origin.
 _sharinghub = urlsplit(SHARINGHUB_URL)

@@ -254,7 +254,6 @@ class TestChangesInGitLab:
         assert Caller(client, path, "glpat-charlie").read("experiments") == 404
         assert Caller(client, path, "glpat-charlie").read("registry") == 200
 
-
     def test_it_follows_a_project_made_private_at_once_when_gitlabs_hook_says_so(
         self, client, gitlab, settings
     ):
