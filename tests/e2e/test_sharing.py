@@ -2,7 +2,8 @@
 experiments" tab (a project's MLflow UI, drawn for an allowed origin, refused for another) and a
 notebook's trace (MLflow's own display-handler HTML: spans for a signed-in browser, the sign-in
 message for a signed-out one); the notebook test runs against a bare `mlflow server` too, to
-prove the test. And a public project read by anyone: the stock client without a token reads
+prove the test. SharingHub's session cookie signs a browser in (a SharingHub double). And a
+public project read by anyone: the stock client without a token reads
 and cannot write, an anonymous browser browses the UI under a bar saying it is public.
 
 The framing pages are served from other ports of 127.0.0.1: other origins of the same site, as
@@ -13,12 +14,14 @@ that directory's parent exists, else in test-output/framing/.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -127,13 +130,53 @@ def stranger(tmp_path_factory) -> StaticSite:
     site.stop()
 
 
+class SharingHubDouble:
+    """sharinghub-server's GET /api/auth/info: the GitLab token of a signed-in session cookie."""
+
+    def __init__(self):
+        self.sessions: dict[str, str] = {}
+        self.calls = 0
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                double.calls += 1
+                cookie = SimpleCookie(self.headers.get("Cookie", "")).get("sharinghub-session")
+                token = double.sessions.get(cookie.value if cookie else "")
+                status, body = (200, {"access_token": token}) if token else (401, {"detail": "no"})
+                payload = json.dumps(body).encode()
+                self.send_response(status if self.path == "/api/auth/info" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, gitlab, sharinghub):
+def hub():
+    double = SharingHubDouble()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, gitlab, sharinghub, hub):
     root = gitlab.add_user("root", admin=True)  # the service token: anonymous reads
     server, process = start_live_server(
         tmp_path_factory.mktemp("framed"), gitlab.url, workers=1,
         FRAME_ANCESTORS=sharinghub.origin, GITLAB_SERVICE_TOKEN=root.token,
-        **gitlab.oauth.settings,
+        SHARINGHUB_URL=hub.url, **gitlab.oauth.settings,
     )  # fmt: skip
     yield server
     stop(process)
@@ -314,3 +357,60 @@ class TestPublicProject:
         )
         expect(page.get_by_role("link", name="shared-model", exact=True)).to_be_visible()
         shot(page, "public-project-anonymous")
+
+
+class TestSharingHubSession:
+    """Dave is signed in to SharingHub: his browser holds its session cookie."""
+
+    @pytest.fixture(scope="class")
+    def cookie(self, hub, cast) -> str:
+        hub.sessions["dave-hub-session"] = cast.dave.token
+        return "dave-hub-session"
+
+    def test_it_signs_the_browser_in_without_a_second_login(self, page, server, notebook, cookie):
+        page.context.add_cookies([{"name": "sharinghub-session", "value": cookie,
+                                   "url": server.url}])  # fmt: skip
+
+        page.goto(server.tracking_uri(notebook.path))
+
+        banner = page.locator("#sharinghub-banner")
+        expect(banner).to_contain_text(notebook.path)
+        expect(banner).to_contain_text("Developer")
+        shot(page, "sharinghub-session-signed-in")
+
+    def test_it_asks_sharinghub_at_most_twice_for_twenty_requests(
+        self, server, hub, notebook, cookie
+    ):
+        hub.sessions["dave-hub-session-2"] = hub.sessions[cookie]  # a session not seen yet
+        session = requests.Session()
+        session.cookies.set("sharinghub-session", "dave-hub-session-2")
+        calls = hub.calls
+        search = server.tracking_uri(notebook.path) + "ajax-api/2.0/mlflow/experiments/search"
+
+        statuses = {session.get(search, params={"max_results": 5}, timeout=30).status_code
+                    for _ in range(20)}  # fmt: skip
+
+        assert statuses == {200}
+        assert hub.calls - calls <= 2
+
+    def test_it_refuses_a_forged_cookie(self, server, notebook):
+        search = server.tracking_uri(notebook.path) + "ajax-api/2.0/mlflow/experiments/search"
+
+        response = requests.get(search, cookies={"sharinghub-session": "forged"}, timeout=30)
+
+        assert response.status_code == 401
+        assert response.json()["error_code"] == "UNAUTHENTICATED"
+
+    def test_it_refuses_a_write_from_a_foreign_origin(self, server, notebook, cookie, cast):
+        uri = server.tracking_uri(notebook.path)
+
+        response = requests.post(uri + "ajax-api/2.0/mlflow/experiments/create",
+                                 json={"name": "planted"}, timeout=30,
+                                 cookies={"sharinghub-session": cookie},
+                                 headers={"Origin": "https://evil.example"})  # fmt: skip
+
+        assert response.status_code == 403
+        found = requests.get(uri + "api/2.0/mlflow/experiments/get-by-name", timeout=30,
+                             params={"experiment_name": "planted"},
+                             headers={"Authorization": f"Bearer {cast.dave.token}"})  # fmt: skip
+        assert found.status_code == 404
