@@ -3,7 +3,7 @@
 - MLflow's notebook trace renderer: any page, as a bare MLflow server allows ("allow iframe
   embedding in Jupyter", mlflow/server/security.py). No header at all: CSP's `*` would leave
   out notebooks served from other schemes (VS Code's `vscode-webview:`). The page holds no
-  data; what it reads is the viewer's, authenticated like MLflow's UI (mlflow_bridge/notebook.py).
+  data; what it reads is the viewer's, authenticated like MLflow's UI (edge/notebook.py).
 - The admin: nobody, not even this site.
 - Everything else (MLflow's UI, the portal, the connect and login pages): this site and the
   origins of FRAME_ANCESTORS (default: SHARINGHUB_URL's), as SharingHub's "Model experiments"
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from mlflow_bridge.notebook import RENDERER_PATH
+from mlflow_bridge.edge.notebook import RENDERER_PATH
 
 
 class Framing(enum.Enum):

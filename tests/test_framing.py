@@ -1,5 +1,5 @@
 """Who may frame which page (sharinghub_mlflow/framing.py), and MLflow's notebook trace renderer
-under a project (mlflow_bridge/notebook.py), in-process; GitLab answered by `responses`.
+under a project (mlflow_bridge/edge/notebook.py), in-process; GitLab answered by `responses`.
 
 Dave is a Developer of ml/team/proj; Charlie is no member. The browser tests of the same rules
 are in tests/e2e/test_framing.py.

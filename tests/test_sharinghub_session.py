@@ -1,5 +1,5 @@
 """SharingHub mode, in-process: SharingHub's session cookie signs a browser in as the GitLab user
-behind it (mlflow_bridge/sharinghub_session.py). SharingHub and GitLab answered by `responses`.
+behind it (mlflow_bridge/edge/sharinghub_session.py). SharingHub and GitLab answered by `responses`.
 
 Dave is signed in to SharingHub (his cookie "dave-session"); SharingHub knows no "forged"
 cookie. Dave is a Developer of ml/team/proj.
@@ -14,7 +14,7 @@ import pytest
 import responses
 from django.core.cache import cache
 
-from mlflow_bridge import sharinghub_session
+from mlflow_bridge.edge import sharinghub_session
 
 GITLAB = "https://gitlab.example.com"
 SHARINGHUB = "https://sharinghub.example.com"

@@ -1,7 +1,7 @@
 """Who reads and who writes a project's MLflow, as GitLab's project_policy.rb says: visibility
 (private, internal, public) × the feature's level (disabled, private, enabled) × the caller
 (anonymous, signed-in non-member, Guest, Reporter, Developer), in-process; GitLab answered by
-`responses` (projects/visibility.py, mlflow_bridge/permissions.CanReadFeature).
+`responses` (projects/visibility.py, mlflow_bridge/edge/permissions.CanReadFeature).
 
 The cast: Gina is a Guest, Rita a Reporter, Dave a Developer of every project; Charlie is no
 member; anonymous callers send no token; the service token is an administrator's.

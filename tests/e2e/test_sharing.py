@@ -29,7 +29,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests.conftest import _free_port, start_live_server, wait_until
+from tests.live import free_port, start_live_server, stop, wait_until
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -84,16 +84,6 @@ class StaticSite:
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-def stop(process: subprocess.Popen) -> None:
-    """A short graceful stop, then a kill."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def notebook_html(tracking_uri: str, token: str | None) -> str:
@@ -286,7 +276,7 @@ class TestNotebookTraceOnABareServer:
     @pytest.fixture(scope="class")
     def bare(self, tmp_path_factory) -> str:
         data = tmp_path_factory.mktemp("bare-mlflow")
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",

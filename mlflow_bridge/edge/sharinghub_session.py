@@ -25,14 +25,14 @@ from django.conf import settings
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from mlflow_bridge import throttling
-from mlflow_bridge.authentication import (
+from mlflow_bridge.edge import throttling
+from mlflow_bridge.edge.authentication import (
     SAFE_METHODS,
     Authenticated,
     is_same_origin,
     project_path,
 )
-from mlflow_bridge.errors import BridgeError, Unauthenticated, token_refused
+from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, token_refused
 from projects import access, gitlab
 
 logger = logging.getLogger(__name__)

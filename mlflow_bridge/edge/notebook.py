@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from mlflow.tracing.constant import TRACE_RENDERER_ASSET_PATH
 
-RENDERER_PATH = TRACE_RENDERER_ASSET_PATH  # "/static-files/lib/notebook-trace-renderer"
+from mlflow_bridge.embedded.mlflow_app import NOTEBOOK_RENDERER_PATH
+
+RENDERER_PATH = NOTEBOOK_RENDERER_PATH  # "/static-files/lib/notebook-trace-renderer"
 RENDERER_PAGE = f"{RENDERER_PATH}/index.html"
 # Refusals that mean "this viewer cannot read the trace": signed out, or not allowed to read.
 SIGN_IN_STATUSES = frozenset({401, 404})
