@@ -29,8 +29,8 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests.live import free_port, start_live_server, stop, wait_until
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
+from tests.live import free_port, start_live_server, stop, wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
