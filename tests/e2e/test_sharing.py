@@ -218,8 +218,14 @@ class TestModelExperimentsTab:
         page.goto(ui_frame_page(sharinghub, server, notebook))
 
         framed = page.frame_locator("#mlflow")
-        expect(framed.locator("#sharinghub-banner")).to_contain_text(notebook.path)
+        banner = framed.locator("#sharinghub-banner")
+        expect(banner).to_contain_text(notebook.path)
         expect(framed.get_by_text("Experiments").first).to_be_visible()
+        # Framed, the bar opens the page in a tab of its own and drops SharingHub's own links.
+        expect(banner.get_by_role("link", name="Open in a new tab")).to_have_attribute(
+            "target", "_blank"
+        )
+        expect(banner.get_by_role("link", name="All projects")).to_be_hidden()
         shot(page, "ui-framed-by-allowed-origin")
 
     def test_it_is_refused_by_the_browser_in_a_frame_of_another_origin(
@@ -366,6 +372,7 @@ class TestSharingHubSession:
         banner = page.locator("#sharinghub-banner")
         expect(banner).to_contain_text(notebook.path)
         expect(banner).to_contain_text("Developer")
+        expect(banner.get_by_role("link", name="Open in a new tab")).to_be_hidden()
         shot(page, "sharinghub-session-signed-in")
 
     def test_it_asks_sharinghub_at_most_twice_for_twenty_requests(
