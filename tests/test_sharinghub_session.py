@@ -128,6 +128,13 @@ class TestPages:
         assert with_cookie(client).get("/mlflow/").status_code == 200
         assert client.get(f"/mlflow/{PATH}/connect/").status_code == 200
 
+    def test_it_logs_a_sharinghub_session_out_at_sharinghub(self, client):
+        page = with_cookie(client).get(URI, HTTP_ACCEPT="text/html").content.decode()
+
+        back = "https%3A%2F%2Fsharinghub.example.com%2F"
+        assert f'href="{SHARINGHUB}/api/auth/logout?redirect_uri={back}">Log out</a>' in page
+        assert 'action="/mlflow/logout/"' not in page  # this site's logout would change nothing
+
 
 class TestSameOrigin:
     def test_it_lets_the_site_itself_write_with_the_cookie(self, client):

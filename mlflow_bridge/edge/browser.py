@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
-from mlflow_bridge.edge import notebook
+from mlflow_bridge.edge import notebook, sharinghub_session
 from mlflow_bridge.edge.authentication import carries_token
 from mlflow_bridge.edge.ui_answers import describe
 from projects import visibility
@@ -90,6 +90,9 @@ def with_banner(request: HttpRequest, response: HttpResponse) -> HttpResponse:
             "project": project_access.project,
             "role": project_access.role,
             "read_only": not project_access.can_write,
+            "sharinghub_logout_url": sharinghub_session.logout_url()
+            if getattr(request, "sharinghub_session", False)
+            else "",
             "public_read": visibility.is_public_read(project_access.project, project_access.level),
             "workspace_json": json.dumps(describe(project_access.project)["name"]),
         },

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
@@ -64,6 +65,12 @@ def _remember(digest: str, token: str | None) -> None:
         _answers.move_to_end(digest)
         while len(_answers) > MAX_SESSIONS:
             _answers.popitem(last=False)
+
+
+def logout_url() -> str:
+    """SharingHub's logout, back to SharingHub: the session lives there."""
+    back = urlencode({"redirect_uri": f"{settings.SHARINGHUB_URL}/"})
+    return f"{settings.SHARINGHUB_URL}/api/auth/logout?{back}"
 
 
 def ask_sharinghub(cookie: str) -> str | None:

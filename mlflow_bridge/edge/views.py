@@ -272,6 +272,9 @@ class TrackingView(APIView):
             raise
         if not user.is_authenticated and not visibility.anonymous_reads():
             raise sign_in_required()
+        # The UI's bar logs a SharingHub session out at SharingHub (browser.with_banner).
+        remember(request, sharinghub_session=isinstance(
+            request.successful_authenticator, SharingHubSessionAuthentication))  # fmt: skip
 
     def get_permissions(self):
         return [
