@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from projects import gitlab, jobs, memo
+from projects import gitlab, jobs, memo, visibility
 from projects.metrics import CACHE_LOOKUPS
 from projects.models import GitLabProject, GitLabUser, Membership, TokenFingerprint
 from projects.records import (
@@ -222,11 +222,44 @@ def _fetch_access(credential: Credential, path: str) -> ProjectAccess | None:
     return ProjectAccess(project, user, membership.access_level)
 
 
+def _anonymous_key(path: str) -> str:
+    return "no-public-project:" + hashlib.sha256(path.encode()).hexdigest()
+
+
+def public_access_to(
+    path: str, before_asking_gitlab: Callable[[], None] = lambda: None
+) -> ProjectAccess | None:
+    """An anonymous caller's access to the project at `path` (level 0, no user), or None when
+    GitLab's service token finds no such project. The project's row serves while fresh
+    (MEMBERSHIP_CACHE_TTL); else GitLab is asked with GITLAB_SERVICE_TOKEN (visibility.
+    anonymous_reads), after `before_asking_gitlab` (which may refuse by raising: throttles)."""
+    project = unique(GitLabProject.objects.filter(path=path))
+    fresh = timezone.now() - timedelta(seconds=settings.MEMBERSHIP_CACHE_TTL)
+    if project is not None and project.last_seen > fresh:
+        return ProjectAccess(project, None, 0)
+    if cache.get(_anonymous_key(path)):
+        return None
+    before_asking_gitlab()
+    try:
+        found = gitlab.GitLabClient(settings.GITLAB_SERVICE_TOKEN).project_metadata(path)
+    except gitlab.GitLabUnavailable:
+        if project is None or not within_outage_grace(project.last_seen):
+            raise
+        return ProjectAccess(project, None, 0)
+    if found is None:
+        cache.set(_anonymous_key(path), True, settings.MEMBERSHIP_NEGATIVE_CACHE_TTL)
+        return None
+    return ProjectAccess(remember_project(found), None, 0)
+
+
 def is_visible(project_access: ProjectAccess | None) -> bool:
-    """Whether the caller sees the project here (its connect page, its MLflow server): Guest or
-    more in a served project. Anything else answers as a project that does not exist."""
+    """Whether the caller sees the project here (its connect page, its MLflow server): a served
+    project of which it reads a feature (Guest or more, or anyone where GitLab says so:
+    visibility.py). Anything else answers as a project that does not exist."""
     return (
-        project_access is not None and project_access.can_read and is_served(project_access.project)
+        project_access is not None
+        and is_served(project_access.project)
+        and visibility.may_read(project_access.project, project_access.level)
     )
 
 

@@ -22,3 +22,23 @@ def check_gitlab_oauth(app_configs=None, **kwargs) -> list[Error]:
             id="projects.E001",
         )
     ]
+
+
+@register()
+def check_cookie_samesite(app_configs=None, **kwargs) -> list[Error]:
+    """Browsers drop a SameSite=None cookie that is not Secure: such a login would never stick."""
+    if (
+        settings.COOKIE_SAMESITE != "None"
+        or settings.SECURE_SSL
+        or settings.TRUST_X_FORWARDED_PROTO
+    ):
+        return []
+    return [
+        Error(
+            "COOKIE_SAMESITE is None but the service is not served over HTTPS, so browsers "
+            "would refuse its cookies and no login would stick.",
+            hint="Serve the service over HTTPS (SECURE_SSL=true, or TRUST_X_FORWARDED_PROTO=true "
+            "behind a TLS proxy), or set COOKIE_SAMESITE=Lax.",
+            id="projects.E002",
+        )
+    ]

@@ -172,6 +172,9 @@ class GitLabProject:
     name: str = ""
     web_url: str = ""
     visibility: str = "private"
+    # GitLab shows the ML features' levels to signed-in callers only; "enabled" is its default.
+    model_experiments_access_level: str = "enabled"
+    model_registry_access_level: str = "enabled"
     archived: bool = False
     topics: list[str] = field(default_factory=list)
     # max(project_access, group_access); 0 when GitLab reported neither (see members/all).
@@ -361,6 +364,8 @@ def _project_from(body: dict, level: int, source: str) -> GitLabProject:
         name=body.get("name") or "",
         web_url=body.get("web_url") or "",
         visibility=body.get("visibility") or "private",
+        model_experiments_access_level=body.get("model_experiments_access_level") or "enabled",
+        model_registry_access_level=body.get("model_registry_access_level") or "enabled",
         archived=bool(body.get("archived")),
         topics=list(body.get("topics") or []),
         access_level=level,

@@ -74,6 +74,10 @@ class GitLabProject(models.Model):
     name = models.CharField(max_length=255, blank=True)
     web_url = models.URLField(max_length=1024, blank=True)
     visibility = models.CharField(max_length=16, default="private")
+    # GitLab's levels of the ML features (disabled, private, enabled): who reads them beyond
+    # the members (projects/visibility.py).
+    model_experiments_access_level = models.CharField(max_length=16, default="enabled")
+    model_registry_access_level = models.CharField(max_length=16, default="enabled")
     archived = models.BooleanField(default=False)
     topics = models.JSONField(default=list, blank=True)
     last_seen = models.DateTimeField(default=timezone.now)

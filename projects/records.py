@@ -33,7 +33,7 @@ class ProjectAccess:
     """A user's effective rights in one project."""
 
     project: GitLabProject
-    user: GitLabUser
+    user: GitLabUser | None  # None: an anonymous reader of a public project
     level: int
     # Set when a CI job token is calling: the job acts in its own project only.
     job: CIJob | None = None
@@ -157,6 +157,8 @@ def remember_project(found: gitlab.GitLabProject) -> GitLabProject:
                 "name": found.name,
                 "web_url": found.web_url,
                 "visibility": found.visibility,
+                "model_experiments_access_level": found.model_experiments_access_level,
+                "model_registry_access_level": found.model_registry_access_level,
                 "archived": found.archived,
                 "topics": found.topics,
                 "last_seen": timezone.now(),

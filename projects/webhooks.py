@@ -11,16 +11,18 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from projects import membership_cache, records
-from projects.models import Membership, WebhookDelivery
+from projects.models import GitLabProject, Membership, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,17 @@ def _project_destroyed(event: dict) -> int:
     return membership_cache.invalidate(Membership.objects.filter(project_id=project_id))
 
 
+def _project_updated(event: dict) -> int:
+    """Visibility decides what non-members read (visibility.py): the new one applies at once,
+    and the project's feature levels (which no hook reports) are asked of GitLab again."""
+    changed = GitLabProject.objects.filter(id=int(event["project_id"])).update(
+        visibility=str(event["project_visibility"]), last_seen=timezone.now() - timedelta(days=1)
+    )
+    # Non-members' answers (level 0) were decided with the old visibility and levels.
+    stale = Membership.objects.filter(project_id=int(event["project_id"]), access_level=0)
+    return changed + membership_cache.invalidate(stale)
+
+
 HANDLERS = {
     "user_add_to_team": _project_member,
     "user_update_for_team": _project_member,
@@ -79,6 +92,7 @@ HANDLERS = {
     "project_rename": _project_moved,
     "project_transfer": _project_moved,
     "project_destroy": _project_destroyed,
+    "project_update": _project_updated,
 }
 
 

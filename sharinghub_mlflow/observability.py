@@ -72,7 +72,7 @@ class AccessLogMiddleware:
         access_log.info(
             "project=%s principal=%s method=%s route=%s action=%s status=%s duration_ms=%.1f",
             project_access.project.id if project_access else "-",
-            project_access.user.id if project_access else "-",
+            project_access.user.id if project_access and project_access.user else "-",
             request.method,
             route.rule if route is not None else "-",
             action,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_http_methods
 from mlflow_bridge.edge.authentication import GitLabSessionAuthentication
 from mlflow_bridge.edge.browser import not_found_page
 from mlflow_bridge.edge.errors import BridgeError, as_bridge_error
+from mlflow_bridge.edge.sharinghub_session import SharingHubSessionAuthentication
 from projects import access, gitlab, oauth
 from sharinghub_mlflow import portal
 
@@ -40,14 +42,17 @@ def safe_next(request: HttpRequest) -> str:
 def with_gitlab_session(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Views for logged-in users: sets `request.gitlab_user` and `request.gitlab_credential`.
 
-    Logged out (or logged in without GitLab, as a local admin): the login page, then back. A
+    Signed in here, or to SharingHub (SHARINGHUB_URL). Logged out (or logged in without
+    GitLab, as a local admin): the login page, then back. A
     refusal becomes a page by `page_for_refusal`.
     """
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         try:
-            authenticated = GitLabSessionAuthentication().authenticate(request)
+            authenticated = GitLabSessionAuthentication().authenticate(
+                request
+            ) or SharingHubSessionAuthentication().authenticate(request)
             if authenticated is None:
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
             request.gitlab_user, request.gitlab_credential = authenticated
@@ -89,8 +94,18 @@ def login_page(request: HttpRequest) -> HttpResponse:
             and configured
             and not len(messages.get_messages(request)),
             "gitlab_url": settings.GITLAB_URL,
+            "sharinghub_login_url": sharinghub_login_url(request, next_url),
         },
     )
+
+
+def sharinghub_login_url(request: HttpRequest, next_url: str) -> str:
+    """SharingHub's login, back to `next_url` (absolute: SharingHub may be another host);
+    empty without SHARINGHUB_URL."""
+    if not settings.SHARINGHUB_URL:
+        return ""
+    back = urlencode({"redirect_uri": request.build_absolute_uri(next_url)})
+    return f"{settings.SHARINGHUB_URL}/api/auth/login?{back}"
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,7 +1,9 @@
 """Settings, each read once from the environment (see docs/configuration.md)."""
 
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -52,6 +54,9 @@ GITLAB_OUTAGE_RETRYABLE = env.int("GITLAB_OUTAGE_RETRYABLE", default=30)
 # An administrator's (or service account's) token with read_api: `gitlab_refresh`, the admin's
 # "refresh" action and CI jobs' roles use it. Empty: those fall back as the README says.
 GITLAB_SERVICE_TOKEN = env.str("GITLAB_SERVICE_TOKEN", default="")
+# Only members read a project's MLflow, whatever GitLab's visibility and feature levels say
+# (projects/visibility.py). Default: as GitLab, public projects' enabled features are read by all.
+MEMBERS_ONLY = env.bool("MEMBERS_ONLY", default=False)
 # The secret GitLab's webhooks send as X-Gitlab-Token to /hooks/gitlab/. Empty: endpoint off.
 GITLAB_WEBHOOK_SECRET = env.str("GITLAB_WEBHOOK_SECRET", default="")
 # A CI job's role in its own project when no GITLAB_SERVICE_TOKEN can look its user up.
@@ -89,6 +94,28 @@ TRUST_X_FORWARDED_PROTO = env.bool("TRUST_X_FORWARDED_PROTO", default=False)
 if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- SharingHub ---------------------------------------------------------------------------------
+# The SharingHub this service serves (https://sharinghub.example.com/). Empty: no SharingHub.
+SHARINGHUB_URL = env.str("SHARINGHUB_URL", default="").rstrip("/")
+# SharingHub's session cookie (sharinghub-server's SESSION_COOKIE), read when SHARINGHUB_URL is
+# set: it signs a browser in as the GitLab user SharingHub knows (sharinghub_session.py).
+SHARINGHUB_SESSION_COOKIE = env.str("SHARINGHUB_SESSION_COOKIE", default="sharinghub-session")
+# Seconds SharingHub's answer for a session cookie is trusted (in each process's memory).
+SHARINGHUB_SESSION_CACHE_TTL = env.int("SHARINGHUB_SESSION_CACHE_TTL", default=60)
+# Origins (scheme://host[:port]) whose pages may show this service's pages in a frame, besides
+# the service itself (sharinghub_mlflow/framing.py). Default: SHARINGHUB_URL's origin.
+_sharinghub = urlsplit(SHARINGHUB_URL)
+FRAME_ANCESTORS = env.list(
+    "FRAME_ANCESTORS",
+    default=[f"{_sharinghub.scheme}://{_sharinghub.netloc}"] if SHARINGHUB_URL else [],
+)
+for _origin in FRAME_ANCESTORS:
+    if not re.fullmatch(r"https?://[\w.*:\[\]-]+", _origin):
+        raise ImproperlyConfigured(
+            f"FRAME_ANCESTORS holds {_origin!r}: list origins like https://sharinghub.example.com "
+            "(scheme and host, an optional port, no path), separated by commas."
+        )
+
 SOCIAL_AUTH_GITLAB_KEY = GITLAB_OAUTH_CLIENT_ID
 SOCIAL_AUTH_GITLAB_SECRET = GITLAB_OAUTH_CLIENT_SECRET
 SOCIAL_AUTH_GITLAB_API_URL = GITLAB_URL
@@ -105,8 +132,17 @@ AUTHENTICATION_BACKENDS = [
 # Sessions live in the database; the cookie holds only their id. Secure is added per request
 # over HTTPS (sharinghub_mlflow/cookies.py).
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+# Lax: the browser sends the cookies to this site's pages and frames when the page around them
+# is on the same site (sharinghub.example.com and mlflow.example.com, a JupyterHub beside the
+# service). None: also in the frames of another site; browsers then require Secure (HTTPS).
+COOKIE_SAMESITE = env.str("COOKIE_SAMESITE", default="Lax").capitalize()
+if COOKIE_SAMESITE not in ("Lax", "Strict", "None"):
+    raise ImproperlyConfigured(
+        f"COOKIE_SAMESITE is {COOKIE_SAMESITE!r}: set it to Lax (same-site frames) or None "
+        "(frames of another site; needs HTTPS)."
+    )
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = COOKIE_SAMESITE
 
 # --- Embedded MLflow --------------------------------------------------------------------------
 MLFLOW_BACKEND_STORE_URI = env.str(
@@ -133,6 +169,8 @@ THROTTLE_RATES = {
     "failed_authentications_per_address": env.str(
         "THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS", "10/min"
     ),
+    # Requests without credentials (public projects' readers), per address.
+    "anonymous_per_address": env.str("THROTTLE_ANONYMOUS_PER_ADDRESS", "300/min"),
     # Requests per GitLab user, whatever the credential; empty: no limit.
     "principal": env.str("THROTTLE_PRINCIPAL_RATE", "") or None,
 }
@@ -150,6 +188,7 @@ REST_FRAMEWORK = {
         "mlflow_bridge.edge.authentication.CIJobTokenAuthentication",
         "mlflow_bridge.edge.authentication.GitLabTokenAuthentication",
         "mlflow_bridge.edge.authentication.GitLabSessionAuthentication",
+        "mlflow_bridge.edge.sharinghub_session.SharingHubSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
 }
@@ -230,7 +269,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who may frame which page; replaces Django's X-Frame-Options middleware.
+    "sharinghub_mlflow.framing.FramingMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
 ]
 

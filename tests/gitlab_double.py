@@ -45,6 +45,8 @@ class Project:
     id: int
     path: str
     visibility: str = "private"
+    model_experiments_access_level: str = "enabled"
+    model_registry_access_level: str = "enabled"
     archived: bool = False
     topics: list[str] = field(default_factory=list)
     direct: dict[int, int] = field(default_factory=dict)  # user id -> level
@@ -181,6 +183,8 @@ class GitLabDouble:
             "path_with_namespace": project.path,
             "name": project.path.rsplit("/", 1)[-1],
             "visibility": project.visibility,
+            "model_experiments_access_level": project.model_experiments_access_level,
+            "model_registry_access_level": project.model_registry_access_level,
             "web_url": f"{self.url}/{project.path}",
             "archived": project.archived,
             "topics": project.topics,

@@ -56,6 +56,7 @@ PINNED_NAMES = {
     "mlflow.protos.mlflow_artifacts_pb2.MlflowArtifactsService": "request messages",
     "mlflow.protos.model_registry_pb2.ModelRegistryService": "request messages",
     "mlflow.protos.service_pb2.MlflowService": "request messages",
+    "mlflow.tracing.constant.TRACE_RENDERER_ASSET_PATH": "the notebook trace renderer's page",
     "mlflow.tracing.utils.otlp.MLFLOW_EXPERIMENT_ID_HEADER": "OTLP's experiment header",
     "mlflow.tracing.utils.otlp.MLFLOW_RUN_ID_HEADER": "OTLP's run header",
     "mlflow.tracing.utils.otlp.OTLP_TRACES_PATH": "OTLP's route",

@@ -186,10 +186,11 @@ def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(who, cas
         assert on_existing.content == on_missing.content, name
 
 
-def test_it_treats_a_public_project_like_a_private_one_for_non_members(gitlab, cast, site):
-    public = gitlab.add_project("ml/open/churn", visibility="public")
+def test_it_treats_an_internal_project_like_a_private_one_for_non_members(gitlab, cast, site):
+    # Public projects are read by everyone where GitLab says so: tests/test_visibility.py.
+    internal = gitlab.add_project("ml/open/churn", visibility="internal")
 
-    response = Api(site.tracking_uri(public.path), cast.charlie.token).get("experiments/search")
+    response = Api(site.tracking_uri(internal.path), cast.charlie.token).get("experiments/search")
 
     assert response.status_code == 404
 

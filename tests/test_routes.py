@@ -1,11 +1,14 @@
 """The route table: every MLflow route has a rule, and the rules say what they should."""
 
+import re
+
 import pytest
 
 from mlflow_bridge.edge.routes import (
     _TABLE,
     ROUTES,
     Action,
+    Area,
     BodyKind,
     BridgeAnswer,
     bridge_answer_for,
@@ -107,3 +110,35 @@ def test_it_checks_the_ids_otlp_carries_in_headers():
 )  # fmt: skip
 def test_it_names_the_ui_reads_the_bridge_answers_itself(method, rest, expected):
     assert bridge_answer_for(method, rest, workspace="p-42") is expected
+
+
+class TestAreas:
+    """Every row belongs to a GitLab feature: what reads or writes the registry is REGISTRY."""
+
+    def test_it_puts_every_registered_model_and_version_route_in_the_registry(self):
+        in_registry = {(row.method, row.rule) for row in ROUTES if row.area is Area.REGISTRY}
+        named = {(row.method, row.rule) for row in ROUTES
+                 if re.search(r"/(registered-models|model-versions)/", row.rule)}  # fmt: skip
+
+        assert in_registry == named
+
+    @pytest.mark.parametrize(
+        ("method", "rule", "area"),
+        [
+            pytest.param("POST", "/2.0/mlflow/runs/search", Area.EXPERIMENTS, id="runs"),
+            pytest.param("GET", "/3.0/mlflow/traces/<trace_id>", Area.EXPERIMENTS, id="traces"),
+            pytest.param("POST", "/2.0/mlflow/logged-models", Area.EXPERIMENTS, id="logged model"),
+            pytest.param("GET", "/get-artifact", Area.EXPERIMENTS, id="run artifact"),
+            pytest.param(
+                "POST", "/2.0/mlflow/registered-models/alias", Area.REGISTRY, id="alias"
+            ),  # fmt: skip
+            pytest.param(
+                "GET", "/model-versions/get-artifact", Area.REGISTRY, id="model version artifact"
+            ),  # fmt: skip
+            pytest.param("POST", "/graphql", Area.BOTH, id="graphql reads both"),
+            pytest.param("GET", "/", Area.SITE, id="the ui's page"),
+            pytest.param("GET", "/static-files/<path:path>", Area.SITE, id="the ui's files"),
+        ],
+    )
+    def test_it_gives_each_route_its_feature(self, method, rule, area):
+        assert _TABLE[(method, rule)].area is area

@@ -181,9 +181,10 @@ class TestGroupMemberEvents:
 
     def test_it_lets_a_member_added_to_a_group_in_at_once(self, client, gitlab, team):
         newcomer = gitlab.add_user("newcomer")
-        gitlab.add_project(f"{team.top}/team/open", visibility="public")
+        gitlab.add_project(f"{team.top}/team/open", visibility="internal")
         open_path = f"{team.top}/team/open"
-        # A public project answers "no access" to a non-member: cached, not a 404.
+        # An internal project answers "no access" to a non-member (who reads nothing there:
+        # test_visibility): cached, and a 404 here.
         assert (
             Tracking(client, open_path, newcomer.token).post("experiments/search", BODY)[0] == 404
         )

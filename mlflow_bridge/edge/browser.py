@@ -5,6 +5,8 @@
   user is not a member of, as the JSON answer is.
 - MLflow's UI (its index.html) gets SharingHub's banner, and a script that keeps the UI on the
   project's workspace (see ui_answers.py) whatever a stale URL or localStorage says.
+- MLflow's notebook trace renderer, framed by a notebook, is rebased under the project, or
+  says how to sign in (notebook.py): never the login page, which a frame cannot use.
 
 API clients (anything not asking for HTML, or sending a token) get the bridge's JSON as is.
 """
@@ -21,8 +23,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
+from mlflow_bridge.edge import notebook, sharinghub_session
 from mlflow_bridge.edge.authentication import carries_token
 from mlflow_bridge.edge.ui_answers import describe
+from projects import visibility
 from projects.records import ProjectAccess
 
 
@@ -41,6 +45,8 @@ def for_browsers(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         response = view(request, *args, **kwargs)
+        if notebook.is_renderer_page(getattr(request, "rest", None)):
+            return notebook.renderer_answer(request, response)
         if isinstance(response, JsonResponse):  # the bridge's own answers, not MLflow's
             return _page_for(request, response) or response
         route = getattr(request, "route", None)
@@ -84,6 +90,10 @@ def with_banner(request: HttpRequest, response: HttpResponse) -> HttpResponse:
             "project": project_access.project,
             "role": project_access.role,
             "read_only": not project_access.can_write,
+            "sharinghub_logout_url": sharinghub_session.logout_url()
+            if getattr(request, "sharinghub_session", False)
+            else "",
+            "public_read": visibility.is_public_read(project_access.project, project_access.level),
             "workspace_json": json.dumps(describe(project_access.project)["name"]),
         },
         request=request,

@@ -4,8 +4,9 @@ Each answers `has_permission(request, view)` from what the tracking view learnt:
 `request.project_access` (the caller's role in the project, None when the project does not
 exist for them) and `request.route` (the route table's row, None until the route is known).
 A "no" becomes an MLflow error with the class's `code` (TrackingView.permission_denied):
-RESOURCE_DOES_NOT_EXIST (404) when the caller cannot read the project, so that a project
-they cannot see and one that does not exist answer alike; PERMISSION_DENIED (403) otherwise.
+RESOURCE_DOES_NOT_EXIST (404) when the caller cannot read the project (or the route's
+feature), so that a project they cannot see and one that does not exist answer alike;
+PERMISSION_DENIED (403) otherwise. An anonymous caller gets 401 for any "no" instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rest_framework.permissions import BasePermission
 from mlflow_bridge.edge import promotion
 from mlflow_bridge.edge.errors import not_found
 from mlflow_bridge.edge.routes import Action, Route
-from projects import access
+from projects import access, visibility
 
 
 class IsVisibleProject(BasePermission):
@@ -42,6 +43,20 @@ class IsServedRoute(BasePermission):
             f"{feature[:1].upper()}{feature[1:]}: not available on this SharingHub MLflow server."
         )
         return False
+
+
+class CanReadFeature(BasePermission):
+    """Allows access only where GitLab lets the caller read the route's feature (model
+    experiments, model registry): its level and the project's visibility (visibility.py)."""
+
+    code = "RESOURCE_DOES_NOT_EXIST"
+    message = not_found().message
+
+    def has_permission(self, request, view) -> bool:
+        project_access = request.project_access
+        return visibility.may_read(
+            project_access.project, project_access.level, request.route.area.value
+        )
 
 
 class CanWriteProject(BasePermission):
@@ -96,7 +111,7 @@ class CanPromoteModels(BasePermission):
 # Checked as soon as the project is known, before the route is: a non-member learns nothing
 # from which routes exist.
 PROJECT_PERMISSIONS: tuple[type[BasePermission], ...] = (IsVisibleProject,)
-READ_PERMISSIONS = PROJECT_PERMISSIONS + (IsServedRoute,)
+READ_PERMISSIONS = PROJECT_PERMISSIONS + (IsServedRoute, CanReadFeature)
 WRITE_PERMISSIONS = READ_PERMISSIONS + (CanWriteProject, IsProjectNotArchived)
 
 

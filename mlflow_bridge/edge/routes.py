@@ -14,7 +14,9 @@ ids, checked and rewritten like body fields), `follows_source` (a model version 
 its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
 creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted), `banner` (the UI's
 page, which gets SharingHub's banner) or `promotes` (what protected model alias it may touch).
-BRIDGE_ANSWERS lists the UI's reads the bridge answers itself. No other module matches a rule by its text: each reads these columns.
+`area` is the GitLab feature a route belongs to (EXPERIMENTS unless the row says REGISTRY,
+SITE or BOTH). BRIDGE_ANSWERS lists the UI's reads the bridge answers itself. No other module
+matches a rule by its text: each reads these columns.
 """
 
 from __future__ import annotations
@@ -39,6 +41,19 @@ class Action(enum.Enum):
 
 
 READ, CREATE, UPDATE, DELETE, REFUSED = Action
+
+
+class Area(enum.Enum):
+    """The GitLab feature a route belongs to: its access level (disabled, private, enabled)
+    and the project's visibility decide who reads it (projects/visibility.py)."""
+
+    EXPERIMENTS = "model_experiments"  # experiments, runs, artifacts, logged models, traces...
+    REGISTRY = "model_registry"  # registered models, versions, aliases, prompts
+    BOTH = "both"  # reads both (GraphQL): readable only where both are
+    SITE = "site"  # the UI's page and files, server info: readable where either is
+
+
+EXPERIMENTS, REGISTRY, BOTH, SITE = Area
 
 
 class BodyKind(enum.Enum):
@@ -101,6 +116,8 @@ class Route:
     banner: bool = False
     # What protected model alias (or stage) it may touch: the CanPromoteModels permission.
     promotes: Promotes | None = None
+    # The GitLab feature whose access level governs the route.
+    area: Area = EXPERIMENTS
 
 
 NAME = ("name",)
@@ -113,16 +130,16 @@ OTLP_HEADERS = (
 # fmt: off
 ROUTES: list[Route] = [
     # --- UI, static files, server status -------------------------------------------------------
-    Route("GET",    "/",                                                   READ, banner=True),
-    Route("GET",    "/static-files/<path:path>",                           READ),
-    Route("GET",    "/build/<path:filename>",                              READ),
-    Route("GET",    "/health",                                             READ),
-    Route("GET",    "/version",                                            READ),
-    Route("GET",    "/3.0/mlflow/server-info",                             READ),
+    Route("GET",    "/",                                                   READ, banner=True, area=SITE),
+    Route("GET",    "/static-files/<path:path>",                           READ, area=SITE),
+    Route("GET",    "/build/<path:filename>",                              READ, area=SITE),
+    Route("GET",    "/health",                                             READ, area=SITE),
+    Route("GET",    "/version",                                            READ, area=SITE),
+    Route("GET",    "/3.0/mlflow/server-info",                             READ, area=SITE),
     # GraphQL only reads (its "mutations" are searches), scoped to the workspace. MLflow's
     # GraphQL handler reads a JSON body, so GET always failed there with a 500.
     Route("GET",    "/graphql",                                            REFUSED, feature="GraphQL over GET (send a POST)"),
-    Route("POST",   "/graphql",                                            READ, required=("query",), body=GRAPHQL),
+    Route("POST",   "/graphql",                                            READ, required=("query",), body=GRAPHQL, area=BOTH),
     # --- Experiments ---------------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/experiments/create",                      CREATE, NAME),
     Route("POST",   "/2.0/mlflow/experiments/delete",                      DELETE),
@@ -169,7 +186,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow-artifacts/mpu/abort/<path:artifact_path>", CREATE),  # JSON, checked
     Route("GET",    "/2.0/mlflow-artifacts/presigned/<path:artifact_path>", READ, body=FILE),
     Route("GET",    "/get-artifact",                                       READ),
-    Route("GET",    "/model-versions/get-artifact",                        READ, follows_source=True),
+    Route("GET",    "/model-versions/get-artifact",                        READ, follows_source=True, area=REGISTRY),
     Route("GET",    "/2.0/mlflow/get-trace-artifact",                      READ),
     Route("GET",    "/3.0/mlflow/get-trace-artifact",                      READ),
     # --- Logged models (MLflow 3) --------------------------------------------------------------
@@ -184,28 +201,28 @@ ROUTES: list[Route] = [
     Route("DELETE", "/2.0/mlflow/logged-models/<model_id>/tags/<tag_key>", UPDATE),
     Route("POST",   "/2.0/mlflow/logged-models/search",                    READ),
     # --- Model registry (also prompts, which are registered models) ----------------------------
-    Route("POST",   "/2.0/mlflow/registered-models/create",                CREATE, NAME),
-    Route("GET",    "/2.0/mlflow/registered-models/get",                   READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/rename",                UPDATE, ("name", "new_name")),
-    Route("PATCH",  "/2.0/mlflow/registered-models/update",                UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME, promotes=MODEL_ALIASES),
-    Route("GET",    "/2.0/mlflow/registered-models/search",                READ),
-    Route("GET",    "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/set-tag",               UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/registered-models/delete-tag",            UPDATE, NAME),
-    Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME),
-    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, promotes=ALIAS),
-    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, promotes=ALIAS),
-    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME),
-    Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME),
-    Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME, promotes=VERSION_ALIASES),
-    Route("GET",    "/2.0/mlflow/model-versions/search",                   READ),
-    Route("GET",    "/2.0/mlflow/model-versions/get-download-uri",         READ, NAME),
-    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME, promotes=STAGE),
-    Route("POST",   "/2.0/mlflow/model-versions/set-tag",                  UPDATE, NAME),
-    Route("DELETE", "/2.0/mlflow/model-versions/delete-tag",               UPDATE, NAME),
+    Route("POST",   "/2.0/mlflow/registered-models/create",                CREATE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/get",                   READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/rename",                UPDATE, ("name", "new_name"), area=REGISTRY),
+    Route("PATCH",  "/2.0/mlflow/registered-models/update",                UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete",                DELETE, NAME, area=REGISTRY, promotes=MODEL_ALIASES),
+    Route("GET",    "/2.0/mlflow/registered-models/search",                READ, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/get-latest-versions",   READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/set-tag",               UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/registered-models/delete-tag",            UPDATE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, area=REGISTRY, promotes=ALIAS),
+    Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, area=REGISTRY, promotes=ALIAS),
+    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME, area=REGISTRY),
+    Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME, area=REGISTRY, promotes=VERSION_ALIASES),
+    Route("GET",    "/2.0/mlflow/model-versions/search",                   READ, area=REGISTRY),
+    Route("GET",    "/2.0/mlflow/model-versions/get-download-uri",         READ, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/model-versions/transition-stage",         UPDATE, NAME, area=REGISTRY, promotes=STAGE),
+    Route("POST",   "/2.0/mlflow/model-versions/set-tag",                  UPDATE, NAME, area=REGISTRY),
+    Route("DELETE", "/2.0/mlflow/model-versions/delete-tag",               UPDATE, NAME, area=REGISTRY),
     # --- Traces --------------------------------------------------------------------------------
     Route("GET",    "/2.0/mlflow/traces",                                  READ),
     Route("POST",   "/2.0/mlflow/traces",                                  CREATE),

@@ -12,7 +12,10 @@ What costs GitLab calls is a credential the service has not seen: each is asked 
 - a known, valid credential never waits for others' failures, not even when its cached answer
   is renewed (a CI runner's address may carry one broken job beside many good ones); only the
   optional per-user rate applies to it (PrincipalRateThrottle, off unless
-  THROTTLE_PRINCIPAL_RATE is set), counted before the project is looked up.
+  THROTTLE_PRINCIPAL_RATE is set), counted before the project is looked up;
+- requests without credentials (anonymous readers of public projects) are counted per address
+  (AnonymousPerAddressThrottle), and a project they make the service look up in GitLab counts
+  as a lookup (`check_lookup`).
 
 The client's address is REMOTE_ADDR, or with TRUSTED_PROXIES=n the address the n-th proxy
 from us saw in X-Forwarded-For (DRF's NUM_PROXIES, as werkzeug's ProxyFix x_for).
@@ -92,6 +95,17 @@ class FailedAuthenticationsPerAddressThrottle(AddressThrottle):
     and is peeked at before an unknown credential is looked up."""
 
     scope = "failed_authentications_per_address"
+
+
+class AnonymousPerAddressThrottle(AddressThrottle):
+    """Limits the requests without credentials (readers of public projects) of one address."""
+
+    scope = "anonymous_per_address"
+
+    def get_cache_key(self, request: Request, view: object) -> str | None:
+        if request.user is not None and request.user.is_authenticated:
+            return None
+        return super().get_cache_key(request, view)
 
 
 class PrincipalRateThrottle(RateThrottle):

@@ -38,8 +38,9 @@ from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, not_found, t
 from mlflow_bridge.edge.permissions import permissions_for
 from mlflow_bridge.edge.rewrite import RequestRewriter, tag_job_run
 from mlflow_bridge.edge.routes import BodyKind, Route, route_for
+from mlflow_bridge.edge.sharinghub_session import SharingHubSessionAuthentication
 from mlflow_bridge.embedded import mlflow_app, parse, registry
-from projects import access
+from projects import access, visibility
 
 TRACKING_SEGMENT = "tracking"
 # Methods whose body MLflow always reads; it reads a GET's too when it has no query string.
@@ -186,7 +187,7 @@ class TrackingView(APIView):
     classes (see the module docstring for the order of a request)."""
 
     # authentication_classes: REST_FRAMEWORK's DEFAULT_AUTHENTICATION_CLASSES.
-    throttle_classes = (throttling.PrincipalRateThrottle,)
+    throttle_classes = (throttling.PrincipalRateThrottle, throttling.AnonymousPerAddressThrottle)
     # DRF never parses a body here and never renders one: MLflow's answer is passed on as is.
     parser_classes = ()
     renderer_classes = (JSONRenderer,)
@@ -230,7 +231,13 @@ class TrackingView(APIView):
         return True
 
     def find_project(self, request: Request) -> None:
-        remember(request, project_access=access.access_to(request.auth, request.project_path))
+        if request.auth is None:  # an anonymous reader (visibility.anonymous_reads)
+            found = access.public_access_to(
+                request.project_path, lambda: throttling.check_lookup(request)
+            )
+        else:
+            found = access.access_to(request.auth, request.project_path)
+        remember(request, project_access=found)
 
     def answer_workspace_call(self, request: Request) -> bool:
         answer = ui_answers.answer(request.method, request.rest, request.project_access)
@@ -259,11 +266,11 @@ class TrackingView(APIView):
         except Unauthenticated:
             throttling.record_failure(request)
             raise
-        if not user.is_authenticated:
-            raise Unauthenticated(
-                "Authentication required: set MLFLOW_TRACKING_TOKEN to a GitLab token "
-                "with the read_api scope."
-            )
+        if not user.is_authenticated and not visibility.anonymous_reads():
+            raise sign_in_required()
+        # The UI's bar logs a SharingHub session out at SharingHub (browser.with_banner).
+        remember(request, sharinghub_session=isinstance(
+            request.successful_authenticator, SharingHubSessionAuthentication))  # fmt: skip
 
     def get_permissions(self):
         return [
@@ -271,6 +278,8 @@ class TrackingView(APIView):
         ]
 
     def permission_denied(self, request: Request, message: str, code: str) -> None:
+        if request.auth is None:  # anonymous: whatever was refused, signing in may help
+            raise sign_in_required()
         raise BridgeError(code, message)
 
     def get(self, request: Request, location: str) -> HttpResponse:
@@ -285,6 +294,13 @@ class TrackingView(APIView):
         return forward(request)
 
     post = put = patch = delete = head = options = get
+
+
+def sign_in_required() -> Unauthenticated:
+    return Unauthenticated(
+        "Authentication required: set MLFLOW_TRACKING_TOKEN to a GitLab token with the "
+        "read_api scope."
+    )
 
 
 def remember(request: Request, **facts: object) -> None:
@@ -347,8 +363,9 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
         messages.check_graphql(document)
     check_contents(document, request.project_access.project.workspace)
     check_promotion(request, document)
-    username = request.project_access.user.username
-    body, document = authorship.stamp(username, route, body, document)
+    user = request.project_access.user
+    if user is not None:  # anonymous callers only read: nothing of theirs to sign
+        body, document = authorship.stamp(user.username, route, body, document)
     return tag_job_run(request.project_access, route, body, document)
 
 

@@ -17,11 +17,14 @@ from functools import cache
 
 from django.conf import settings
 from flask import Flask
+from mlflow.tracing.constant import TRACE_RENDERER_ASSET_PATH
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 DEFAULT_EXPERIMENT_NAME = "Default"
+# MLflow's notebook trace renderer, below the server's root (edge/notebook.py).
+NOTEBOOK_RENDERER_PATH = TRACE_RENDERER_ASSET_PATH
 
 
 def _configure_environment() -> None:
