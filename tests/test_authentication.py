@@ -80,7 +80,8 @@ class TestTheList:
         names = [cls.__name__ for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
         assert names.index("CIJobTokenAuthentication") < names.index("GitLabTokenAuthentication")
-        assert names[-1] == "GitLabSessionAuthentication"  # a token header wins over a session
+        # A token header wins over a session; the service's own session over SharingHub's.
+        assert names[-2:] == ["GitLabSessionAuthentication", "SharingHubSessionAuthentication"]
 
 
 class TestCIJobTokenAuthentication:
