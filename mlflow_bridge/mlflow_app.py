@@ -46,10 +46,11 @@ def flask_app() -> Flask:
         settings.MLFLOW_REGISTRY_STORE_URI,
         "mlflow-artifacts:/",
     )
-    from mlflow_bridge import messages, otlp, s3
+    from mlflow_bridge import messages, otlp, s3, storage
 
     s3.register()
     messages.install()
+    storage.install()
 
     # `mlflow server` serves OTLP from FastAPI; here it is a Flask route like the others.
     app.add_url_rule(otlp.RULE, "sharinghub_otlp_traces", otlp.export_traces, methods=["POST"])

@@ -6,17 +6,23 @@ once or twice), backslashes, NUL bytes, absolute paths, and deleting the root.
 
 MLflow also reads some tags as storage locations (a trace's `mlflow.artifactLocation` says
 where its spans are read from). Clients may not set or change those, at creation or later;
-nor the tags that record which CI job created a run.
+nor the tags that record which CI job created a run (policy.py lists them). And whatever a
+stored location says (imported, or written before this check existed), MLflow reads a trace's
+data only inside the request's own workspace: `install` wraps the two functions through which
+MLflow turns a trace's tags into a location (`within_workspace`).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import posixpath
-import re
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
+from django.conf import settings
+
+from mlflow_bridge import policy
 from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.rewrite import JOB_TAG_KEYS
 
 # Request fields (query or JSON) that hold an artifact path.
 PATH_FIELDS = ("path", "artifact_path")
@@ -63,11 +69,6 @@ def check_artifact_fields(fields: dict[str, object]) -> None:
             check_artifact_path(value)
 
 
-# mlflow.artifactLocation, mlflow.trace.spansLocation, mlflow.trace.archiveLocation, and any
-# such key MLflow adds later.
-RESERVED_TAG = re.compile(r"^mlflow\.(?:[\w.]*\.)?\w*[lL]ocation$")
-
-
 def _tag_keys(document: object, inside: str = ""):
     """Every tag key in a JSON document: a set-tag body's `key`, `{"key": k}` items of a
     `tags` list, and `"tags": {k: v}` mappings. Metric and param keys are not tags."""
@@ -87,8 +88,75 @@ def _tag_keys(document: object, inside: str = ""):
 def check_reserved_tags(document: dict[str, object]) -> None:
     """Refuse storage-location tags, and the CI job tags only the bridge sets (tag_job_run)."""
     for key in _tag_keys(document):
-        if RESERVED_TAG.match(key) or key in JOB_TAG_KEYS:
-            raise BridgeError(
-                "INVALID_PARAMETER_VALUE",
-                f"Tag {key!r} is set by the server only (a storage location or CI job provenance).",
-            )
+        if policy.owner_of(key) is policy.Owner.SERVER:
+            raise BridgeError("INVALID_PARAMETER_VALUE", policy.refusal_message("Tag", key))
+
+
+# Schemes MLflow's server resolves below its artifact destination (handlers.py,
+# _is_servable_proxied_run_artifact_root); this service only ever writes mlflow-artifacts:.
+PROXIED_SCHEMES = ("mlflow-artifacts", "http", "https")
+
+
+def _canonical(uri: str) -> str | None:
+    """One spelling per place: a local path made absolute with links resolved, a remote URI
+    without dot or empty segments; None when a remote path climbs with '..'."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file") and parts.netloc in ("", "localhost"):
+        path = _fully_decoded(parts.path) if parts.scheme else uri
+        return "file:" + os.path.realpath(path)
+    segments = _fully_decoded(parts.path).split("/")
+    if ".." in segments:
+        return None
+    kept = "/".join(segment for segment in segments if segment not in ("", "."))
+    return f"{parts.scheme}://{parts.netloc}/{kept}"
+
+
+def within_workspace(uri: str, workspace: str) -> bool:
+    """Whether the storage location `uri` lies inside the workspace's artifact root, however
+    it is spelt: proxied (mlflow-artifacts:, http), file:, a plain or relative path, s3:."""
+    destination = settings.MLFLOW_ARTIFACTS_DESTINATION.rstrip("/")
+    parts = urlsplit(uri)
+    if parts.scheme in PROXIED_SCHEMES:
+        if parts.scheme != "mlflow-artifacts":
+            return False  # never written by this service: a client's or another server's
+        uri = f"{destination}/{parts.path.lstrip('/')}"
+    location, root = _canonical(uri), _canonical(f"{destination}/workspaces/{workspace}")
+    return location is not None and root is not None and location.startswith(root + "/")
+
+
+def _checked_location(locate):
+    """`locate` (trace info → its storage URI), refusing a URI outside the request's workspace."""
+
+    def checked(trace_info):
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+        from mlflow.utils.workspace_context import get_request_workspace
+
+        uri = locate(trace_info)
+        workspace = get_request_workspace()
+        if workspace is not None and not within_workspace(uri, workspace):
+            raise MlflowException(f"Trace {trace_info.trace_id!r} has no data in this project.",
+                                  error_code=RESOURCE_DOES_NOT_EXIST)  # fmt: skip
+        return uri
+
+    checked.sharinghub_checked = True
+    return checked
+
+
+# Every (module, name) through which MLflow turns a trace's tags into a storage location.
+LOCATION_READERS = (
+    ("mlflow.tracing.utils.artifact_utils", "get_artifact_uri_for_trace"),
+    ("mlflow.tracing.utils.artifact_utils", "get_archive_uri_for_trace"),
+    ("mlflow.server.handlers", "get_artifact_uri_for_trace"),
+    ("mlflow.server.handlers", "get_archive_uri_for_trace"),
+    ("mlflow.store.tracking.sqlalchemy_store", "get_archive_uri_for_trace"),
+)
+
+
+def install() -> None:
+    """Wrap MLflow's trace-location functions where its server and store call them."""
+    for module_name, name in LOCATION_READERS:
+        module = importlib.import_module(module_name)
+        function = getattr(module, name)
+        if not getattr(function, "sharinghub_checked", False):
+            setattr(module, name, _checked_location(function))

@@ -29,6 +29,7 @@ from mlflow_bridge import (
     messages,
     mlflow_app,
     ownership,
+    policy,
     quota,
     registry,
     storage,
@@ -311,6 +312,8 @@ def forward(request: Request) -> HttpResponse:
     check_path_arguments(request, project.workspace)
     upload_size = quota.check(project, request, route)
     headers = header_fields(request, rewriter)
+    if route.body is BodyKind.OTLP:
+        headers[policy.AUTHOR_ENVIRON_KEY] = request.project_access.user.username
     body = request_body(request, rewriter)
     environ = dispatch.mlflow_environ(
         request.META,
