@@ -143,6 +143,15 @@ class TestServerKeys:
         pytest.param("2.0/mlflow/traces",
                      {"timestamp_ms": 1, "tags": [{"key": "gitlab.job_id", "value": "1"}]},
                      "gitlab.job_id", id="CI provenance"),
+        pytest.param("2.0/mlflow/runs/create",
+                     {"tags": [{"key": "mlflow.artifactLocation", "value": "file:///"}]},
+                     "mlflow.artifactLocation", id="run tags list"),
+        pytest.param("3.0/mlflow/traces",
+                     {"trace": {"trace_info": {"tags": {"mlflow.trace.archiveLocation": "s3://x"}}}},
+                     "mlflow.trace.archiveLocation", id="nested tags mapping"),
+        pytest.param("2.0/mlflow/experiments/set-experiment-tag",
+                     {"key": "mlflow.experiment.futureLocation", "value": "x"},
+                     "mlflow.experiment.futureLocation", id="a location key MLflow adds later"),
     ])  # fmt: skip
     def test_it_refuses_a_server_key_naming_it(self, path, body, field, dave):
         body = {**body, "experiment_id": dave.experiment_id}
