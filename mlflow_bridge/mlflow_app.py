@@ -46,9 +46,10 @@ def flask_app() -> Flask:
         settings.MLFLOW_REGISTRY_STORE_URI,
         "mlflow-artifacts:/",
     )
-    from mlflow_bridge import messages, otlp, s3, storage
+    from mlflow_bridge import authorship, messages, otlp, s3, storage
 
     s3.register()
+    authorship.install()
     messages.install()
     storage.install()
 

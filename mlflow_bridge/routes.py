@@ -12,8 +12,8 @@ carry `feature` (what a refusal names), `required` (body fields MLflow assumes),
 within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
 ids, checked and rewritten like body fields), `follows_source` (a model version read where
 its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
-creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted) or `banner` (the UI's
-page, which gets SharingHub's banner). BRIDGE_ANSWERS lists the UI's reads the bridge answers
+creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted), `banner` (the UI's
+page, which gets SharingHub's banner) or `server_artifacts` (MLflow writes artifacts itself). BRIDGE_ANSWERS lists the UI's reads the bridge answers
 itself. No other module matches a rule by its text: each reads these columns.
 """
 
@@ -87,6 +87,8 @@ class Route:
     keeps_user_tag: bool = False
     # MLflow's UI page: SharingHub's banner is added to it (browser.with_banner).
     banner: bool = False
+    # MLflow itself writes artifacts from the JSON body (quota.py counts them).
+    server_artifacts: bool = False
 
 
 NAME = ("name",)
@@ -124,7 +126,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow/experiments/update",                      UPDATE, ("new_name",)),
     # --- Runs and metrics ----------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/runs/create",                             CREATE, tags_job=True, run_author=True),
-    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE, run_author=True),
+    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE, run_author=True, server_artifacts=True),
     Route("POST",   "/2.0/mlflow/runs/delete",                             DELETE),
     Route("POST",   "/2.0/mlflow/runs/delete-tag",                         UPDATE, keeps_user_tag=True),
     Route("GET",    "/2.0/mlflow/runs/get",                                READ),

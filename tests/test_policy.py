@@ -91,8 +91,8 @@ class TestAuthors:
         assert json.loads(dataset["tags"]) == {"mlflow.user": dave.username, "team": "nlp"}
 
     def test_it_makes_the_caller_the_author_of_dataset_records(self, dave):
-        dataset_id = dave.ok("POST", "3.0/mlflow/datasets/create", {
-            "name": "d", "experiment_ids": [dave.experiment_id]})["dataset"]["dataset_id"]  # fmt: skip
+        body = {"name": "d", "experiment_ids": [dave.experiment_id]}
+        dataset_id = dave.ok("POST", "3.0/mlflow/datasets/create", body)["dataset"]["dataset_id"]
         records = [{"inputs": {"q": 1}, "tags": {"mlflow.user": "someone-else"}}]
 
         dave.ok("POST", f"3.0/mlflow/datasets/{dataset_id}/records",
