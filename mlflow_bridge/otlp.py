@@ -91,10 +91,18 @@ def parsed(body: bytes, media_type: str) -> ExportTraceServiceRequest:
     return message
 
 
-def check_ids(span) -> None:
-    """OTLP's ids have fixed sizes; MLflow fails with a 500 only when storing other ones."""
+# OTLP times are unsigned 64-bit; databases store signed 64-bit integers (SQLite fails with
+# an OverflowError past them, inside MLflow's session, PostgreSQL with a refusal).
+MAX_TIME_NANOS = 2**63 - 1
+
+
+def check_span(span) -> None:
+    """OTLP's ids have fixed sizes and its times may pass what a database stores; MLflow fails
+    with a 500 only when storing such spans."""
     if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
         raise invalid("Invalid OpenTelemetry format - trace ids are 16 bytes, span ids 8")
+    if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NANOS:
+        raise invalid(f"Span times are at most {MAX_TIME_NANOS} ns since the epoch (int64).")
 
 
 def apply_policy(message: ExportTraceServiceRequest, author: str) -> None:
@@ -122,7 +130,7 @@ def mlflow_spans(message: ExportTraceServiceRequest) -> list[Span]:
         for span in scope_spans.spans
     ]
     for span, _ in otel_spans:
-        check_ids(span)
+        check_span(span)
     try:
         return [Span.from_otel_proto(span, resource=resource) for span, resource in otel_spans]
     except Exception:  # noqa: BLE001 - any span MLflow cannot convert is the client's error
