@@ -7,7 +7,7 @@ stock client sends its operating-system user (`root` in CI containers), and any 
 claim any name. Here every request knows its GitLab user, so in every write the bridge
 replaces, whatever the client sent, in one walk of the body (policy.py says which keys):
 
-- `user_id`, `created_by`, `updated_by` at the top of a body, with the GitLab username;
+- `user_id`, `created_by`, `updated_by`, `completed_by` at the top of a body (policy.FIELDS);
 - every author key (`mlflow.user`, policy.AUTHOR_KEYS) in a `tags`, `trace_metadata` or
   `request_metadata` mapping or key/value list, a set-tag body, and in the JSON documents
   MLflow reads from string fields (a dataset's `tags`, its `records` and their `tags`);
@@ -35,7 +35,13 @@ KEY_VALUE_FIELDS = ("", "tags", "trace_metadata", "request_metadata")
 TAG_MAPPINGS = ("tags", "trace_metadata", "request_metadata")
 # String fields MLflow parses as JSON (datasets: `tags`, `records`).
 JSON_STRING_FIELDS = ("tags", "records")
-AUTHOR_FIELDS = ("user_id", "created_by", "updated_by")
+# Top-level author fields (policy.FIELDS); `source_id` is an author only in a HUMAN source.
+HUMAN_SOURCE_ID = "source_id"
+AUTHOR_FIELDS = tuple(
+    field
+    for field, owner in policy.FIELDS.items()
+    if owner is policy.Owner.AUTHOR and field != HUMAN_SOURCE_ID
+)
 HUMAN_SOURCE = "HUMAN"
 # No author, server key or human source can be in a body whose bytes lack all of these.
 SHORTCUT_NAMES = (
@@ -71,7 +77,11 @@ def _stamped_item(container: dict, key: str, item: object, username: str, field:
         return username if _key_owner(key, field) is policy.Owner.AUTHOR else item  # {k: v}
     if key in AUTHOR_FIELDS and field == "" and isinstance(item, str):
         return username
-    if key == "source_id" and field == "source" and container.get("source_type") == HUMAN_SOURCE:
+    if (
+        key == HUMAN_SOURCE_ID
+        and field == "source"
+        and container.get("source_type") == HUMAN_SOURCE
+    ):
         return username
     return _stamped(item, username, key)
 

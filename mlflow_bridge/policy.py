@@ -9,8 +9,10 @@ JSON carried inside a string field):
 - AUTHOR: who did it. A client value is replaced by the caller's GitLab username.
 - CLIENT: everything else, stored as sent.
 
-Built from MLflow's own constants (mlflow.utils.mlflow_tags, TraceTagKey, TraceMetadataKey):
-tests/test_policy.py fails when an MLflow upgrade adds a constant nobody classified here.
+Built from MLflow's own constants (mlflow.utils.mlflow_tags, TraceTagKey, TraceMetadataKey)
+and request messages (FIELDS: every field of a served request message whose name speaks of a
+user, an author, a location or a source): tests/test_policy.py fails when an MLflow upgrade
+adds a constant or such a field nobody classified here.
 """
 
 from __future__ import annotations
@@ -86,6 +88,43 @@ CLIENT_KEYS = frozenset({
     "mlflow.trace.user",
     "mlflow.traceInputs", "mlflow.traceName", "mlflow.traceOutputs", "test",
 })  # fmt: skip
+
+
+# Request message fields (protobuf names, at any depth of a served route's message) that say
+# who did something, where data lives or where it comes from.
+FIELDS: dict[str, Owner] = {
+    # Who did it: the caller (authorship.py), at the top of a write's body.
+    "user_id": Owner.AUTHOR,
+    "created_by": Owner.AUTHOR,
+    "updated_by": Owner.AUTHOR,
+    "completed_by": Owner.AUTHOR,
+    # An assessment source's id: the caller when the source is HUMAN, else a judge's name.
+    "source_id": Owner.AUTHOR,
+    # MLflow refuses a client's artifact location with workspaces on; an archival location
+    # is only set by workspace administration, which the route table refuses.
+    "artifact_location": Owner.SERVER,
+    "location": Owner.SERVER,
+    # Sources and trace locations name objects: ownership.py checks they are this project's.
+    "source": Owner.CLIENT,
+    "source_run_id": Owner.CLIENT,
+    "trace_location": Owner.CLIENT,
+    "locations": Owner.CLIENT,  # a search's scope, read only
+    "source_type": Owner.CLIENT,
+    # Databricks-only or refused routes' fields (nothing here serves them).
+    "source_databricks_request_id": Owner.CLIENT,
+    "source_inference_table": Owner.CLIENT,
+    "source_prompt_uri": Owner.CLIENT,
+    "resource_id": Owner.CLIENT,
+    "resource_type": Owner.CLIENT,
+    # People a review queue is assigned to, named by the caller: not authorship.
+    "user": Owner.CLIENT,
+    "users": Owner.CLIENT,
+    "update_users": Owner.CLIENT,
+    "new_owner": Owner.CLIENT,
+    "order_by": Owner.CLIENT,
+}
+# Field names the upgrade test looks for in MLflow's request messages.
+FIELD_PATTERN = re.compile(r"user|author|_by$|location|uri|source|owner")
 
 
 def owner_of(key: str) -> Owner:

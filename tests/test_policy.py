@@ -175,6 +175,30 @@ def mlflow_constants() -> set[str]:
             if name.isupper() and isinstance(value, str)}  # fmt: skip
 
 
+def served_message_fields() -> set[tuple[str, str]]:
+    """(field, message) for every field, at any depth, of the request message of a route the
+    table serves, whose name matches policy.FIELD_PATTERN."""
+    from mlflow_bridge import mlflow_app
+    from mlflow_bridge.messages import _message_classes
+    from mlflow_bridge.routes import REFUSED, ROUTES
+
+    mlflow_app.flask_app()
+    served = {(route.method, route.rule) for route in ROUTES if route.action is not REFUSED}
+    found, seen = set(), set()
+    pending = [cls.DESCRIPTOR for key, cls in _message_classes().items() if key in served]
+    while pending:
+        descriptor = pending.pop()
+        if descriptor.full_name in seen:
+            continue
+        seen.add(descriptor.full_name)
+        for field in descriptor.fields:
+            if policy.FIELD_PATTERN.search(field.name):
+                found.add((field.name, descriptor.full_name))
+            if field.message_type is not None:
+                pending.append(field.message_type)
+    return found
+
+
 class TestPolicyTable:
     def test_it_classifies_every_tag_constant_mlflow_defines(self):
         classified = policy.CLIENT_KEYS | policy.AUTHOR_KEYS | set(policy.SERVER_KEYS)
@@ -184,6 +208,14 @@ class TestPolicyTable:
         assert not unclassified, (
             f"MLflow defines tag keys policy.py does not classify: {sorted(unclassified)}. "
             "Add each to SERVER_KEYS, AUTHOR_KEYS or CLIENT_KEYS."
+        )
+
+    def test_it_classifies_every_author_location_or_source_field_of_served_messages(self):
+        unclassified = {field for field, _ in served_message_fields()} - set(policy.FIELDS)
+
+        assert not unclassified, (
+            f"MLflow's request messages have fields policy.py does not classify: "
+            f"{sorted(unclassified)}. Add each to policy.FIELDS."
         )
 
     def test_it_lists_no_key_twice(self):
