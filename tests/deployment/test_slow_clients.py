@@ -115,3 +115,33 @@ def test_it_lets_an_upload_that_keeps_sending_take_longer_than_the_head_timeout(
 
     assert put_status == 200, put_body
     assert read.content == b"".join(chunks)
+
+
+def answers(sock: socket.socket, count: int) -> list[bytes]:
+    """The status lines of `count` answers read from `sock` (bounded by its timeout)."""
+    data = b""
+    while data.count(b"HTTP/1.1 ") < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return [line for line in data.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+
+
+def test_it_still_serves_kept_alive_requests_and_refuses_huge_heads(server):
+    host, port = server.url.removeprefix("http://").split(":")
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(request)
+        first = answers(sock, 1)
+        sock.sendall(request[:10])  # the same connection, kept alive, its head in two parts
+        time.sleep(0.5)
+        sock.sendall(request[10:])
+        second = answers(sock, 1)
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"x" * 70_000)
+        huge = answers(sock, 1)
+
+    assert first == [b"HTTP/1.1 200 OK"]
+    assert second == [b"HTTP/1.1 200 OK"]
+    assert huge == [b"HTTP/1.1 431 Request Header Fields Too Large"]
