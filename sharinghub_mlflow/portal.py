@@ -8,9 +8,15 @@ from datetime import datetime
 from django.conf import settings
 from django.core.cache import cache
 
-from mlflow_bridge.activity import Activity, activity_of
+from mlflow_bridge.embedded.activity import activity_of
 from projects import access, gitlab
-from projects.models import WRITE_LEVEL, AccessLevel, GitLabProject, TokenFingerprint
+from projects.models import (
+    WRITE_LEVEL,
+    AccessLevel,
+    GitLabProject,
+    ProjectUsage,
+    TokenFingerprint,
+)
 
 
 @dataclass(frozen=True)
@@ -18,7 +24,7 @@ class Row:
     """One project of the portal, with what it holds in MLflow (None: nothing yet)."""
 
     project: gitlab.GitLabProject
-    activity: Activity | None
+    activity: ProjectUsage | None  # unsaved: MLflow's counts now
 
     @property
     def role(self) -> str:

@@ -7,8 +7,8 @@ import itertools
 import pytest
 from sqlalchemy import event
 
-from mlflow_bridge import mlflow_app
-from mlflow_bridge.activity import activity_of
+from mlflow_bridge.embedded import mlflow_app
+from mlflow_bridge.embedded.activity import activity_of
 
 _ids = itertools.count(900_000)
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from mlflow_bridge import policy
+from mlflow_bridge.embedded import policy
 from tests.gitlab_double import GitLabDouble
 from tests.inprocess import Tracking
 from tests.test_trace_locations import otlp_span, post_spans
@@ -178,9 +178,9 @@ def mlflow_constants() -> set[str]:
 def served_message_fields() -> set[tuple[str, str]]:
     """(field, message) for every field, at any depth, of the request message of a route the
     table serves, whose name matches policy.FIELD_PATTERN."""
-    from mlflow_bridge import mlflow_app
-    from mlflow_bridge.messages import _message_classes
-    from mlflow_bridge.routes import REFUSED, ROUTES
+    from mlflow_bridge.edge.messages import _message_classes
+    from mlflow_bridge.edge.routes import REFUSED, ROUTES
+    from mlflow_bridge.embedded import mlflow_app
 
     mlflow_app.flask_app()
     served = {(route.method, route.rule) for route in ROUTES if route.action is not REFUSED}

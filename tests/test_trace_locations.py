@@ -177,7 +177,7 @@ class TestWithinWorkspace:
         pytest.param("gs://bucket/prefix/workspaces/p-7/1", False, id="other scheme"),
     ])  # fmt: skip
     def test_it_says_whether_a_location_is_inside_an_s3_workspace(self, uri, inside, settings):
-        from mlflow_bridge.storage import within_workspace
+        from mlflow_bridge.embedded.trace_locations import within_workspace
 
         settings.MLFLOW_ARTIFACTS_DESTINATION = "s3://bucket/prefix"
 

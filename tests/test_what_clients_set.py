@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlflow_bridge import policy
+from mlflow_bridge.embedded import policy
 from tests.gitlab_double import GitLabDouble
 from tests.inprocess import Tracking
 from tests.test_trace_locations import otlp_span

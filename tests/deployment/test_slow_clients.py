@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.conftest import LiveServer, start_live_server
+from tests.live import LiveServer, start_live_server, stop
 
 SLOW_CONNECTIONS = 200
 HEAD_TIMEOUT = 10  # the default: the server is run as `make serve` runs it
@@ -24,17 +24,11 @@ HEAD_TIMEOUT = 10  # the default: the server is run as `make serve` runs it
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, gitlab) -> Iterator[LiveServer]:
-    server, process = start_live_server(tmp_path_factory.mktemp("slow"), gitlab.url,
-                                        GRACEFUL_TIMEOUT="3")  # fmt: skip
+    server, process = start_live_server(tmp_path_factory.mktemp("slow"), gitlab.url)
     try:
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - stop for sure
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import json
 
-from mlflow_bridge import policy
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.rewrite import plainly_lacks
-from mlflow_bridge.routes import Route
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.rewrite import plainly_lacks
+from mlflow_bridge.edge.routes import Route
+from mlflow_bridge.embedded import policy
 
 USER_TAG = policy.USER_TAG
 # Fields whose items are {"key": k, "value": v} tags ("" is a set-tag body itself), and fields
@@ -121,33 +121,3 @@ def stamp(
     if stamped == document:
         return body, document
     return json.dumps(stamped).encode(), stamped
-
-
-def _with_run_tags(create_promptlab_run):
-    """MLflow's create-promptlab-run hands the body's `tags` to its store as they are: JSON
-    objects where the store reads RunTag attributes (a 500 for any tag, the stamped author's
-    included). Here they become RunTags, and a malformed one is the client's 400."""
-
-    def created(store, *, tags, **arguments):
-        from mlflow.entities import RunTag
-        from mlflow.exceptions import MlflowException
-
-        if not isinstance(tags, list) or not all(
-            isinstance(tag, dict) and isinstance(tag.get("key"), str) for tag in tags
-        ):
-            raise MlflowException.invalid_parameter_value(
-                '\'tags\' must be a list of {"key": ..., "value": ...} objects.'
-            )
-        run_tags = [RunTag(tag["key"], str(tag.get("value", ""))) for tag in tags]
-        return create_promptlab_run(store, tags=run_tags, **arguments)
-
-    created.sharinghub_wrapped = True
-    return created
-
-
-def install() -> None:
-    """Let create-promptlab-run store the tags its body carries (the caller as author)."""
-    from mlflow.server import handlers
-
-    if not getattr(handlers._create_promptlab_run_impl, "sharinghub_wrapped", False):
-        handlers._create_promptlab_run_impl = _with_run_tags(handlers._create_promptlab_run_impl)

@@ -23,7 +23,7 @@ import re
 from mlflow.tracing.constant import TraceMetadataKey, TraceTagKey
 from mlflow.utils.mlflow_tags import MLFLOW_ARTIFACT_LOCATION, MLFLOW_USER
 
-from mlflow_bridge.rewrite import JOB_TAG_KEYS
+from mlflow_bridge.edge.rewrite import JOB_TAG_KEYS
 
 
 class Owner(enum.Enum):
