@@ -112,9 +112,9 @@ def test_it_lets_an_upload_that_keeps_sending_take_longer_than_the_head_timeout(
 
 
 def answers(sock: socket.socket, count: int) -> list[bytes]:
-    """The status lines of `count` answers read from `sock` (bounded by its timeout)."""
+    """The status lines of `count` whole answers read from `sock` (bounded by its timeout)."""
     data = b""
-    while data.count(b"HTTP/1.1 ") < count:
+    while data.count(b"HTTP/1.1 ") < count or not data.endswith(b"}"):
         chunk = sock.recv(65536)
         if not chunk:
             break
