@@ -13,8 +13,8 @@ replaces, whatever the client sent, in one walk of the body (policy.py says whic
   MLflow reads from string fields (a dataset's `tags`, its `records` and their `tags`);
 - a HUMAN assessment source's `source_id`.
 
-The same walk refuses server keys (storage locations, CI provenance) in those places, so that
-JSON inside strings is held to the rule storage.check_reserved_tags applies to plain JSON.
+The same walk refuses server keys (storage locations, CI provenance) in those places: it is
+the one walk of a write's tags (policy.py says which keys are whose).
 A new run always gets the tag, even when the client sent none. Deleting a run's
 `mlflow.user` tag is refused: it would erase who made the run.
 """

@@ -164,13 +164,12 @@ def check_required(route: Route, document: dict) -> None:
         )
 
 
-def check_contents(fields: dict, workspace: str, *, tags: bool = True) -> None:
+def check_contents(fields: dict, workspace: str) -> None:
     """What a request names must be this project's, and where data lives is not the client's.
-    `tags=False`: the body of a write, whose server keys the author stamp's walk refuses."""
+    (Tags are the author stamp's: one walk of a write's body replaces authors and refuses
+    server keys; a read stores no tag, and queries and headers carry none MLflow stores.)"""
     ownership.check_references(fields, workspace)
     storage.check_artifact_fields(fields)
-    if tags:
-        storage.check_reserved_tags(fields)
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -350,8 +349,7 @@ def request_body(request: Request, rewriter: RequestRewriter) -> bytes | None:
     if route.body is BodyKind.GRAPHQL:
         messages.check_graphql(document)
     workspace = request.project_access.project.workspace
-    # A write's tags are walked once, by the stamp: authors replaced, server keys refused.
-    check_contents(document, workspace, tags=not route.action.writes)
+    check_contents(document, workspace)
     username = request.project_access.user.username
     body, document = authorship.stamp(username, route, body, document)
     return tag_job_run(request.project_access, route, body, document)
