@@ -54,10 +54,24 @@ def _group_member(event: dict) -> int:
     return membership_cache.invalidate(memberships)
 
 
+class InvalidField(ValueError):
+    """A field GitLab always sends, with a value GitLab never sends: its message names it."""
+
+
+def _project_path(event: dict) -> str:
+    """The event's new project path: GitLab's `group/…/project`, never null, a list or empty."""
+    path = event["path_with_namespace"]
+    if not isinstance(path, str) or not path or "" in path.split("/"):
+        raise InvalidField(
+            f"path_with_namespace must be a project path like 'group/project', not {path!r:.80}."
+        )
+    return path
+
+
 def _project_moved(event: dict) -> int:
     """project_rename keeps who may do what; project_transfer changes the inherited groups."""
     project_id = int(event["project_id"])
-    records.move_project(project_id, event["path_with_namespace"])
+    records.move_project(project_id, _project_path(event))
     if event["event_name"] == "project_rename":
         return 0
     return membership_cache.invalidate(Membership.objects.filter(project_id=project_id))
@@ -128,6 +142,9 @@ def gitlab_hook(request: HttpRequest) -> JsonResponse:
             return _answer(200, "Event ignored.", event=name, invalidated=0)
         try:
             invalidated = handler(event)
+        except InvalidField as exc:
+            transaction.set_rollback(True)
+            return _answer(400, f"A {name} event's {exc}")
         except (KeyError, TypeError, ValueError):
             transaction.set_rollback(True)
             return _answer(400, f"A {name} event needs the fields GitLab sends with it.")

@@ -233,6 +233,11 @@ SERVE_TIMEOUT = env.int("GUNICORN_TIMEOUT", default=600)
 # On SIGTERM, seconds workers get to finish the requests in flight before they are killed.
 SERVE_GRACEFUL_TIMEOUT = env.int("GRACEFUL_TIMEOUT", default=30)
 SERVE_KEEPALIVE = env.int("KEEPALIVE", default=5)
+# Slow clients (mlflow_bridge/workers.py): seconds a connection gets to send its whole request
+# head, read by the worker's event loop without holding a thread; then seconds any one read of
+# a body may wait for a byte (a slow upload that keeps sending is never cut).
+SERVE_HEAD_TIMEOUT = env.float("HEAD_TIMEOUT", default=10)
+SERVE_READ_TIMEOUT = env.float("READ_TIMEOUT", default=60)
 # The bearer token Prometheus scrapes /metrics with. Empty: /metrics is 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Where gunicorn's workers share their counters (wiped by `serve` at start).

@@ -133,6 +133,21 @@ print(run.info.run_id, other.info.run_id)
 """
 
 
+STOCK_TRACE_SCRIPT = """
+import mlflow
+mlflow.set_experiment("authorship-traces")
+
+@mlflow.trace
+def answer(question):
+    mlflow.update_current_trace(tags={"mlflow.user": "mallory", "team": "nlp"})
+    return "42"
+
+answer("?")
+mlflow.flush_trace_async_logging()
+print(mlflow.get_last_active_trace_id())
+"""
+
+
 class TestStockClient:
     def test_it_signs_a_scripts_runs_with_the_gitlab_username_whatever_the_client_says(
         self, gunicorn_server, cast
@@ -157,6 +172,24 @@ class TestStockClient:
             tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
             assert tags["mlflow.user"] == "dave"
             assert run["info"]["user_id"] == "dave"
+
+    def test_it_signs_a_scripts_traces_with_the_gitlab_username_whatever_the_tags_say(
+        self, gunicorn_server, cast
+    ):
+        """Issue 22: the stock client sends trace tags as root-span attributes
+        (mlflow.traceTag.mlflow.user), a way the author stamp once did not read."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update({"MLFLOW_TRACKING_URI": gunicorn_server.tracking_uri(cast.project.path),
+                    "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", STOCK_TRACE_SCRIPT], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+        api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
+        trace_id = done.stdout.strip().splitlines()[-1]
+        info = api.ok("GET", f"api/3.0/mlflow/traces/{trace_id}")["trace"]["trace_info"]
+        assert info["tags"]["mlflow.user"] == "dave"
+        assert info["tags"]["team"] == "nlp"
 
     def test_it_refuses_deleting_the_author_tag(self, gunicorn_server, cast, project_a):
         api, seeded = project_a

@@ -64,7 +64,14 @@ PINNED_NAMES = {
     "mlflow.utils.time.get_current_time_millis": "gc's age threshold, on MLflow's clock",
     "mlflow.utils.validation.invalid_value": "MLflow's words for a field of the wrong type",
     "mlflow.utils.workspace_context.ServerWorkspaceContext": "binding a request's workspace",
-    "mlflow.utils.workspace_context.get_request_workspace": "OTLP's workspace",
+    "mlflow.utils.workspace_context.get_request_workspace": (
+        "OTLP's workspace, and the workspace a trace's stored location must lie in"
+    ),
+    "mlflow.tracing.constant.TraceTagKey": "policy: trace tag keys, classified",
+    "mlflow.tracing.constant.TraceMetadataKey": "policy: trace metadata keys, classified",
+    "mlflow.tracing.constant.SpanAttributeKey": "OTLP's mlflow.traceTag.<key> prefix",
+    "mlflow.utils.mlflow_tags.MLFLOW_USER": "policy: the author tag",
+    "mlflow.utils.mlflow_tags.MLFLOW_ARTIFACT_LOCATION": "policy: a trace's location tag",
 }
 # What MLflow's server reads of its basic-auth app (mlflow.server.auth), which mlflow_app
 # stubs as off: the names reached while it is off, and those only its own app reaches.
@@ -83,7 +90,13 @@ PINNED_ATTRIBUTES = {
         "_get_deleted_runs", "_get_deleted_logged_models", "_hard_delete_run",
         "_hard_delete_logged_model", "_hard_delete_experiment",
     ),
-    "mlflow.server.handlers": ("parse_dict", "initialize_backend_stores"),
+    "mlflow.server.handlers": ("parse_dict", "initialize_backend_stores",
+                               # replaced by the seam (promptlab.py, trace_locations.py)
+                               "_create_promptlab_run_impl", "get_artifact_uri_for_trace",
+                               "get_archive_uri_for_trace"),
+    "mlflow.store.tracking.sqlalchemy_store": ("get_archive_uri_for_trace",),
+    "mlflow.tracing.utils.artifact_utils": ("get_artifact_uri_for_trace",
+                                            "get_archive_uri_for_trace"),
 }  # fmt: skip
 # What the seam uses on the built tracking store (set by its __init__, so not on the class).
 PINNED_STORE_ATTRIBUTES = ("engine", "ManagedSessionMaker")

@@ -4,6 +4,7 @@ reads and deletes always work. Quinn owns <g>/team/churn."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def run(client, gitlab: GitLabDouble) -> tuple[Tracking, str, Path, str]:
     project = gitlab.add_project(f"{top}/team/churn")
     project.direct[quinn.id] = 30
     tracking = Tracking(client, project.path, quinn.token)
+    tracking.username = quinn.username
     experiment_id, run_id = tracking.new_run("quota")
     directory = (Path(django_settings.MLFLOW_ARTIFACTS_DESTINATION) / "workspaces"
                  / f"p-{project.id}" / experiment_id / run_id / "artifacts")  # fmt: skip
@@ -97,3 +99,50 @@ class TestQuota:
 
         assert tracking.artifact("PUT", f"{prefix}/a.bin", b"a" * (LIMIT + 1))[0] == 200
         assert not ProjectUsage.objects.exists()
+
+
+PROMPTLAB_RUN = {
+    "prompt_template": "Say hi to {{ name }}", "prompt_parameters": [{"key": "name", "value": "x"}],
+    "model_route": "chat", "model_input": "Say hi to x", "model_output": "hi x",
+    "mlflow_version": "3.17.2", "user_id": "root",
+}  # fmt: skip
+
+
+def promptlab_run(tracking: Tracking, experiment_id: str) -> tuple[int, dict]:
+    """MLflow serves create-promptlab-run under ajax-api/ only (the UI's route)."""
+    response = tracking.client.post(
+        tracking.prefix + "ajax-api/2.0/mlflow/runs/create-promptlab-run",
+        json.dumps({"experiment_id": experiment_id, **PROMPTLAB_RUN}),
+        content_type="application/json", **tracking.auth,
+    )  # fmt: skip
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return response.status_code, json.loads(content)
+
+
+class TestPromptlabRuns:
+    """create-promptlab-run writes its artifacts on the server (the model, the results table)."""
+
+    def test_it_makes_a_prompt_lab_run_authored_by_the_caller_and_counts_its_artifacts(
+        self, run, settings
+    ):
+        tracking, prefix, _, _ = run
+        settings.PROJECT_ARTIFACT_QUOTA_BYTES = 10_000_000
+        experiment_id = prefix.split("/")[0]
+        tracking.artifact("PUT", f"{prefix}/a.bin", b"a" * 100)
+
+        status, created = promptlab_run(tracking, experiment_id)
+
+        assert status == 200, created
+        info, tags = created["run"]["info"], created["run"]["data"]["tags"]
+        assert info["user_id"] == tracking.username
+        assert {"key": "mlflow.user", "value": tracking.username} in tags
+        assert ProjectUsage.objects.get().artifact_bytes > 100  # the run's files are counted
+
+    def test_it_refuses_a_prompt_lab_run_beyond_the_quota(self, run):
+        tracking, prefix, _, _ = run
+        tracking.artifact("PUT", f"{prefix}/a.bin", b"a" * LIMIT)
+
+        status, error = promptlab_run(tracking, prefix.split("/")[0])
+
+        assert status == 413, error
+        assert error["error_code"] == "REQUEST_LIMIT_EXCEEDED"

@@ -299,3 +299,18 @@ class TestOtherDeliveries:
 
         assert response.status_code == 400
         assert not WebhookDelivery.objects.filter(key="broken-1").exists()
+
+    @pytest.mark.parametrize("path", [None, ["a"], "", 42, "a//b", "/a/b"])
+    @pytest.mark.parametrize("name", ["project_rename", "project_transfer"])
+    def test_it_refuses_a_move_to_a_path_that_is_not_one_and_stores_nothing(
+        self, client, team, name, path
+    ):
+        event = {"event_name": name, "project_id": team.project.id, "path_with_namespace": path}
+        search(client, team.project, team.hilda)
+
+        response = post_hook(client, event, key=f"bad-move-{name}-{path!r}")
+
+        assert response.status_code == 400
+        assert "path_with_namespace" in response.json()["message"]
+        assert GitLabProject.objects.get(id=team.project.id).path == team.project.path
+        assert not WebhookDelivery.objects.filter(key=f"bad-move-{name}-{path!r}").exists()

@@ -7,6 +7,10 @@ delete re-lists the project's directory. Both measurements are the seam's (MLflo
 artifact store): the request path never imports the operations code. Uploads
 in flight at the same moment are each checked against the usage before them, so together they
 may overshoot by at most their own sizes. Reads and deletes are never checked.
+
+A route whose artifacts MLflow writes itself from a JSON body (create-promptlab-run: its
+model and results table) is checked with the body's size, which those files repeat, and the
+project is re-measured once MLflow has written them.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def check(project: GitLabProject, request: HttpRequest, route: Route) -> int:
     """The size of an upload the quota allows (0 when not an upload, or no quota); raises
     BridgeError for one it does not."""
     limit = settings.PROJECT_ARTIFACT_QUOTA_BYTES
-    if not limit or not _uploads_a_file(request, route):
+    if not limit or not (_uploads_a_file(request, route) or route.server_artifacts):
         return 0
     length = request.META.get("CONTENT_LENGTH") or ""
     if not length.isdigit():
@@ -90,7 +94,9 @@ def record(
     """Count an accepted upload; re-measure after an artifact delete (only with a quota)."""
     if not settings.PROJECT_ARTIFACT_QUOTA_BYTES or status != 200:
         return
-    if size:
+    if route.server_artifacts:
+        _remeasure_artifacts(project)  # MLflow wrote files of sizes only it knows
+    elif size:
         ProjectUsage.objects.filter(project=project).update(
             artifact_bytes=F("artifact_bytes") + size
         )

@@ -160,7 +160,7 @@ def tag_job_run(
     project_access: ProjectAccess, route: Route, body: bytes | None, document: dict
 ) -> bytes | None:
     """The body to send on: a run a CI job creates gets the job's URL, id and pipeline id as
-    tags. Only the bridge sets them: storage.check_reserved_tags refuses them from clients."""
+    tags. Only the bridge sets them: authorship.stamp refuses them from clients."""
     job = project_access.job
     if job is None or not route.tags_job:
         return body

@@ -13,10 +13,11 @@ within the JSON limit and parsed by the endpoint), `headers` (request headers th
 ids, checked and rewritten like body fields), `follows_source` (a model version read where
 its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
 creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted), `banner` (the UI's
-page, which gets SharingHub's banner) or `promotes` (what protected model alias it may touch).
-`area` is the GitLab feature a route belongs to (EXPERIMENTS unless the row says REGISTRY,
-SITE or BOTH). BRIDGE_ANSWERS lists the UI's reads the bridge answers itself. No other module
-matches a rule by its text: each reads these columns.
+page, which gets SharingHub's banner), `promotes` (what protected model alias it may touch) or
+`server_artifacts` (MLflow writes artifacts itself). `area` is the GitLab feature a route
+belongs to (EXPERIMENTS unless the row says REGISTRY, SITE or BOTH). BRIDGE_ANSWERS lists the
+UI's reads the bridge answers itself. No other module matches a rule by its text: each reads
+these columns.
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ class Route:
     promotes: Promotes | None = None
     # The GitLab feature whose access level governs the route.
     area: Area = EXPERIMENTS
+    # MLflow itself writes artifacts from the JSON body (quota.py counts them).
+    server_artifacts: bool = False
 
 
 NAME = ("name",)
@@ -155,7 +158,7 @@ ROUTES: list[Route] = [
     Route("POST",   "/2.0/mlflow/experiments/update",                      UPDATE, ("new_name",)),
     # --- Runs and metrics ----------------------------------------------------------------------
     Route("POST",   "/2.0/mlflow/runs/create",                             CREATE, tags_job=True, run_author=True),
-    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE, run_author=True),
+    Route("POST",   "/2.0/mlflow/runs/create-promptlab-run",               CREATE, run_author=True, server_artifacts=True),
     Route("POST",   "/2.0/mlflow/runs/delete",                             DELETE),
     Route("POST",   "/2.0/mlflow/runs/delete-tag",                         UPDATE, keeps_user_tag=True),
     Route("GET",    "/2.0/mlflow/runs/get",                                READ),

@@ -1,22 +1,21 @@
-"""Where data lives is the server's business: artifact paths and storage-location tags.
+"""Where data lives is the server's business: artifact paths.
 
 MLflow roots proxied artifact paths at `workspaces/<workspace>/`, but it does not normalise
 them first. The bridge refuses, before MLflow sees them: dot segments (also percent-encoded,
 once or twice), backslashes, NUL bytes, absolute paths, and deleting the root.
 
 MLflow also reads some tags as storage locations (a trace's `mlflow.artifactLocation` says
-where its spans are read from). Clients may not set or change those, at creation or later;
-nor the tags that record which CI job created a run.
+where its spans are read from): clients may not set those (policy.py; the author stamp's walk
+refuses them), and whatever a stored location says MLflow reads a trace's data only inside
+the request's own workspace (embedded/trace_locations.py).
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 from urllib.parse import unquote
 
 from mlflow_bridge.edge.errors import BridgeError
-from mlflow_bridge.edge.rewrite import JOB_TAG_KEYS
 
 # Request fields (query or JSON) that hold an artifact path.
 PATH_FIELDS = ("path", "artifact_path")
@@ -61,34 +60,3 @@ def check_artifact_fields(fields: dict[str, object]) -> None:
     for field in PATH_FIELDS:
         if isinstance(value := fields.get(field), str):
             check_artifact_path(value)
-
-
-# mlflow.artifactLocation, mlflow.trace.spansLocation, mlflow.trace.archiveLocation, and any
-# such key MLflow adds later.
-RESERVED_TAG = re.compile(r"^mlflow\.(?:[\w.]*\.)?\w*[lL]ocation$")
-
-
-def _tag_keys(document: object, inside: str = ""):
-    """Every tag key in a JSON document: a set-tag body's `key`, `{"key": k}` items of a
-    `tags` list, and `"tags": {k: v}` mappings. Metric and param keys are not tags."""
-    if isinstance(document, list):
-        for item in document:
-            yield from _tag_keys(item, inside)
-    elif isinstance(document, dict):
-        if inside in ("", "tags") and isinstance(key := document.get("key"), str):
-            yield key
-        for field, value in document.items():
-            if field == "tags" and isinstance(value, dict):
-                yield from (k for k in value if isinstance(k, str))
-            if isinstance(value, list | dict):
-                yield from _tag_keys(value, field)
-
-
-def check_reserved_tags(document: dict[str, object]) -> None:
-    """Refuse storage-location tags, and the CI job tags only the bridge sets (tag_job_run)."""
-    for key in _tag_keys(document):
-        if RESERVED_TAG.match(key) or key in JOB_TAG_KEYS:
-            raise BridgeError(
-                "INVALID_PARAMETER_VALUE",
-                f"Tag {key!r} is set by the server only (a storage location or CI job provenance).",
-            )

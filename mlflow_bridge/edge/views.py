@@ -39,7 +39,7 @@ from mlflow_bridge.edge.permissions import permissions_for
 from mlflow_bridge.edge.rewrite import RequestRewriter, tag_job_run
 from mlflow_bridge.edge.routes import BodyKind, Route, route_for
 from mlflow_bridge.edge.sharinghub_session import SharingHubSessionAuthentication
-from mlflow_bridge.embedded import mlflow_app, parse, registry
+from mlflow_bridge.embedded import mlflow_app, parse, policy, registry
 from projects import access, visibility
 
 TRACKING_SEGMENT = "tracking"
@@ -166,10 +166,11 @@ def check_required(route: Route, document: dict) -> None:
 
 
 def check_contents(fields: dict, workspace: str) -> None:
-    """What a request names must be this project's, and where data lives is not the client's."""
+    """What a request names must be this project's, and where data lives is not the client's.
+    (Tags are the author stamp's: one walk of a write's body replaces authors and refuses
+    server keys; a read stores no tag, and queries and headers carry none MLflow stores.)"""
     ownership.check_references(fields, workspace)
     storage.check_artifact_fields(fields)
-    storage.check_reserved_tags(fields)
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -326,6 +327,8 @@ def forward(request: Request) -> HttpResponse:
     check_path_arguments(request, project.workspace)
     upload_size = quota.check(project, request, route)
     headers = header_fields(request, rewriter)
+    if route.body is BodyKind.OTLP:
+        headers[policy.AUTHOR_ENVIRON_KEY] = request.project_access.user.username
     body = request_body(request, rewriter)
     environ = dispatch.mlflow_environ(
         request.META,

@@ -10,7 +10,11 @@ MAX_JSON_BODY_SIZE and checked the experiment and run named in the headers
 
 What MLflow's endpoint does not check and this one does: every trace the spans belong to is
 new or this project's (a span names its trace; another project's trace and a missing one are
-told apart by nobody but this check). Errors are MLflow's JSON errors, not FastAPI's `detail`.
+told apart by nobody but this check); and what clients may set (policy.py): MLflow makes
+every root-span attribute `mlflow.traceTag.<key>` a trace tag, its own location tags
+included, so a span attribute naming a server key is refused and one naming an author is
+replaced by the caller (whose username the view puts in the environ: AUTHOR_ENVIRON_KEY).
+Errors are MLflow's JSON errors, not FastAPI's `detail`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mlflow.entities.span import Span
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 from mlflow.server.handlers import _get_tracking_store, catch_mlflow_exception
+from mlflow.tracing.constant import SpanAttributeKey
 from mlflow.tracing.utils.otlp import (
     MLFLOW_EXPERIMENT_ID_HEADER,
     MLFLOW_RUN_ID_HEADER,
@@ -37,10 +42,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from mlflow_bridge.embedded import owners
+from mlflow_bridge.embedded import owners, policy
 
 RULE = OTLP_TRACES_PATH
 MEDIA_TYPES = ("application/x-protobuf", "application/json")
+TAG_PREFIX = SpanAttributeKey.TRACE_TAG_PREFIX
 # zlib's window bits for each Content-Encoding OTLP allows (deflate: zlib, then raw).
 WINDOW_BITS = {"gzip": (16 + zlib.MAX_WBITS,), "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS)}
 
@@ -85,10 +91,35 @@ def parsed(body: bytes, media_type: str) -> ExportTraceServiceRequest:
     return message
 
 
-def check_ids(span) -> None:
-    """OTLP's ids have fixed sizes; MLflow fails with a 500 only when storing other ones."""
+# OTLP times are unsigned 64-bit; databases store signed 64-bit integers (SQLite fails with
+# an OverflowError past them, inside MLflow's session, PostgreSQL with a refusal).
+MAX_TIME_NANOS = 2**63 - 1
+
+
+def check_span(span) -> None:
+    """OTLP's ids have fixed sizes and its times may pass what a database stores; MLflow fails
+    with a 500 only when storing such spans."""
     if len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8):
         raise invalid("Invalid OpenTelemetry format - trace ids are 16 bytes, span ids 8")
+    if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NANOS:
+        raise invalid(f"Span times are at most {MAX_TIME_NANOS} ns since the epoch (int64).")
+
+
+def apply_policy(message: ExportTraceServiceRequest, author: str) -> None:
+    """Refuse span or resource attributes that set a server key; make authors the caller."""
+    for resource_spans in message.resource_spans:
+        attributes = [resource_spans.resource.attributes]
+        attributes += [span.attributes for scope in resource_spans.scope_spans
+                       for span in scope.spans]  # fmt: skip
+        for attribute in (attribute for group in attributes for attribute in group):
+            if not attribute.key.startswith(TAG_PREFIX):
+                continue
+            key = attribute.key[len(TAG_PREFIX) :]
+            owner = policy.owner_of(key)
+            if owner is policy.Owner.SERVER:
+                raise invalid(policy.refusal_message("Span attribute", attribute.key))
+            if owner is policy.Owner.AUTHOR:
+                attribute.value.string_value = author
 
 
 def mlflow_spans(message: ExportTraceServiceRequest) -> list[Span]:
@@ -99,7 +130,7 @@ def mlflow_spans(message: ExportTraceServiceRequest) -> list[Span]:
         for span in scope_spans.spans
     ]
     for span, _ in otel_spans:
-        check_ids(span)
+        check_span(span)
     try:
         return [Span.from_otel_proto(span, resource=resource) for span, resource in otel_spans]
     except Exception:  # noqa: BLE001 - any span MLflow cannot convert is the client's error
@@ -126,7 +157,9 @@ def export_traces() -> Response:
                       "application/x-protobuf or application/json")  # fmt: skip
     encoding = (request.content_encoding or "").lower()
     body = decompressed(request.get_data(), encoding, settings.MAX_JSON_BODY_SIZE)
-    spans = mlflow_spans(parsed(body, media_type))
+    message = parsed(body, media_type)
+    apply_policy(message, request.environ[policy.AUTHOR_ENVIRON_KEY])
+    spans = mlflow_spans(message)
     check_traces(spans, get_request_workspace())
     store = _get_tracking_store()
     try:

@@ -1,19 +1,42 @@
 """gunicorn workers whose own refusals (a request line too long, a malformed request) answer
-in MLflow's JSON shape, like every other error of the service, instead of gunicorn's HTML.
+in MLflow's JSON shape, like every other error of the service, instead of gunicorn's HTML;
+and whose threads never wait on a slow client's request head.
 
 gunicorn answers these before any application code runs (`Worker.handle_error`); `serve`
 runs these classes instead of gunicorn's `sync` and `gthread` (serving.gunicorn_argv).
+
+Slow clients: gunicorn's gthread worker hands a connection to a pool thread as soon as one
+byte is readable, and the thread then blocks reading the rest of the head with no timeout:
+THREADS connections sending one byte each stop a worker. JsonErrorThreadWorker instead reads
+the head in its event loop, without blocking, as bytes arrive; only a complete head (or one
+longer than gunicorn would accept, for its parser to refuse) reaches a thread, and a
+connection still without one SERVE_HEAD_TIMEOUT seconds after it opened is closed. Once a
+thread serves the request, each read of the body waits at most SERVE_READ_TIMEOUT seconds for
+a byte (TimedSocketUnreader): a progressing upload is never cut, writes are not limited (a
+long download keeps streaming).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import select
+import selectors
+import time
 from datetime import datetime
+from functools import partial
 
 from gunicorn import util
-from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine, ParseException
+from gunicorn.http.errors import (
+    LimitRequestHeaders,
+    LimitRequestLine,
+    NoMoreData,
+    ParseException,
+)
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.http.wsgi import Response, default_environ
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 # exception -> (status, reason, MLflow error code); any other ParseException is a 400.
@@ -73,5 +96,118 @@ class JsonErrorSyncWorker(JsonErrors, SyncWorker):
     """gunicorn's `sync` worker, with JSON refusals."""
 
 
+class SlowClient(NoMoreData):
+    """A client that sent nothing for SERVE_READ_TIMEOUT seconds: handled like one gone."""
+
+    def __str__(self) -> str:
+        return "No data from the client for too long"
+
+
+class TimedSocketUnreader(SocketUnreader):
+    """gunicorn's socket reader, waiting at most `timeout` seconds for each chunk. Only reads
+    wait: the socket stays blocking without a timeout, so writes (downloads) are unaffected."""
+
+    def __init__(self, sock, timeout: float, buffered):
+        super().__init__(sock)
+        self.timeout = timeout
+        self.buf = buffered  # what the head reader (or a previous request) left unread
+
+    def chunk(self) -> bytes:
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        if not poller.poll(self.timeout * 1000):
+            raise SlowClient()
+        return self.sock.recv(self.mxchunk)
+
+
+# What the event loop buffers of one head: MLflow's clients send a few KiB (a bare
+# `mlflow server` accepts 16 KiB); every open connection may hold this much in memory.
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_TOO_LARGE = f"The request head is larger than {MAX_HEAD_BYTES} bytes."
+
+
+def _timeouts() -> tuple[float, float]:
+    from django.conf import settings  # loaded with the app, before the worker serves
+
+    return settings.SERVE_HEAD_TIMEOUT, settings.SERVE_READ_TIMEOUT
+
+
 class JsonErrorThreadWorker(JsonErrors, ThreadWorker):
-    """gunicorn's `gthread` worker, with JSON refusals."""
+    """gunicorn's `gthread` worker, with JSON refusals, reading request heads in its event
+    loop (see the module docstring)."""
+
+    def init_process(self) -> None:
+        self._heads: dict[TConn, float] = {}  # connection -> when its head is too late
+        super().init_process()
+
+    def accept(self, server, listener) -> None:
+        try:
+            sock, client = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        conn = TConn(self.cfg, sock, client, server)
+        conn.head = b""
+        self.nr_conns += 1
+        with self._lock:
+            self._heads[conn] = time.monotonic() + _timeouts()[0]
+            self.poller.register(conn.sock, selectors.EVENT_READ,
+                                 partial(self.on_client_socket_readable, conn))  # fmt: skip
+
+    def on_client_socket_readable(self, conn, client) -> None:
+        if self.cfg.is_ssl:
+            return super().on_client_socket_readable(conn, client)
+        with self._lock:
+            if conn.initialized and conn in self._keep:  # kept alive: its next request begins
+                self._keep.remove(conn)
+                conn.head = b""
+                self._heads[conn] = time.monotonic() + _timeouts()[0]
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return self.drop(conn)
+        conn.head += data
+        if len(conn.head) > MAX_HEAD_BYTES and b"\n\n" not in conn.head.replace(b"\r", b""):
+            with contextlib.suppress(OSError):  # a best effort: the client may not read
+                conn.sock.send(json_error(431, "Request Header Fields Too Large",
+                                          "REQUEST_LIMIT_EXCEEDED", HEAD_TOO_LARGE))  # fmt: skip
+            return self.drop(conn)
+        if b"\n\n" in conn.head.replace(b"\r", b""):  # the head is complete
+            with self._lock:
+                self.poller.unregister(conn.sock)
+                self._heads.pop(conn, None)
+            self.enqueue_req(conn)
+
+    def enqueue_req(self, conn) -> None:
+        conn.init()
+        unreader = conn.parser.unreader
+        if not self.cfg.is_ssl and not isinstance(unreader, TimedSocketUnreader):
+            unreader = TimedSocketUnreader(conn.sock, _timeouts()[1], unreader.buf)
+            conn.parser.unreader = unreader
+        unreader.unread(getattr(conn, "head", b""))
+        conn.head = b""
+        fs = self.tpool.submit(self.handle, conn)
+        self._wrap_future(fs, conn)
+
+    def drop(self, conn) -> None:
+        """Close a connection the event loop holds (gone, or too slow with its head)."""
+        with self._lock:
+            self._heads.pop(conn, None)
+            with contextlib.suppress(KeyError, ValueError, OSError):  # already unregistered
+                self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_keepalived(self) -> None:
+        super().murder_keepalived()
+        now = time.monotonic()
+        with self._lock:
+            late = [conn for conn, deadline in self._heads.items() if deadline < now]
+        for conn in late:
+            self.log.debug("Closing a connection whose request head came too slowly")
+            self.drop(conn)

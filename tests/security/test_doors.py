@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 from tests.api import Api
@@ -179,3 +182,30 @@ def test_it_acts_as_the_token_holder_whatever_else_is_sent(site, cast, site_proj
 
     assert response.status_code == 404
     assert snapshot(api_a, target) == before
+
+
+def test_it_keeps_an_otlp_span_from_pointing_a_trace_at_another_projects_files(
+    attacker, target, site_project_a
+):
+    """Issue 22's first finding: a root-span attribute would have become the trace's location
+    tag, and get-trace-artifact would have answered project A's traces.json."""
+    from tests.test_trace_locations import otlp_span
+
+    api, _ = site_project_a
+    run_artifacts = f"{target.experiment_id}/{target.run_id}/artifacts"
+    api.ok("PUT", f"api/2.0/mlflow-artifacts/artifacts/{run_artifacts}/traces.json",
+           data=json.dumps({"spans": [{"name": MARKER}]}).encode())  # fmt: skip
+    trace_id = os.urandom(16)
+    location = f"mlflow-artifacts:/workspaces/{target.workspace}/{run_artifacts}"
+    attributes = {"mlflow.traceTag.mlflow.artifactLocation": location,
+                  "mlflow.traceTag.mlflow.trace.spansLocation": "ARTIFACT_REPO"}  # fmt: skip
+
+    posted = attacker.call("POST", "v1/traces", data=otlp_span(trace_id, attributes), headers={
+        "Content-Type": "application/x-protobuf", "x-mlflow-experiment-id": "0"})  # fmt: skip
+    read = attacker.call("GET", "ajax-api/3.0/mlflow/get-trace-artifact",
+                         params={"request_id": f"tr-{trace_id.hex()}"})  # fmt: skip
+
+    assert posted.status_code == 400
+    assert "mlflow.traceTag.mlflow.artifactLocation" in posted.json()["message"]
+    assert read.status_code == 404
+    assert MARKER not in read.text
