@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
+from social_django.models import Association, Nonce, UserSocialAuth
 
 from projects import gitlab, membership_cache
 from projects.models import (
@@ -222,3 +223,20 @@ class WebhookDeliveryAdmin(MirrorAdmin):
     search_fields = ("key", "event")
     list_filter = ("event",)
     readonly_fields = ("key", "event", "received_at")
+
+
+# social-auth's own admin shows and edits `extra_data`, the login's GitLab tokens: replaced by
+# a read-only list without it. Nonce and Association are OpenID's, unused with GitLab.
+for _model in (UserSocialAuth, Nonce, Association):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(UserSocialAuth)
+class GitLabLoginAdmin(MirrorAdmin):
+    """Who logged in with GitLab, and when: never the tokens (they are the user's secrets)."""
+
+    list_display = ("user", "provider", "uid", "created", "modified")
+    search_fields = ("user__username", "uid")
+    list_select_related = ("user",)
+    fields = readonly_fields = ("user", "provider", "uid", "created", "modified")

@@ -12,6 +12,7 @@ from tests.inprocess import Tracking
 
 pytestmark = pytest.mark.django_db
 _projects = itertools.count()
+PROXY = "2.0/mlflow/gateway-proxy"
 
 
 @pytest.fixture(params=[30, 20], ids=["developer", "reporter"])
@@ -30,8 +31,10 @@ def ui_call(tracking: Tracking, method: str, route: str, **params) -> tuple[int,
     if method == "GET":
         response = tracking.client.get(url, params, **tracking.auth)
     else:
-        response = tracking.client.generic(method, url, json.dumps(params),
-                                           content_type="application/json", **tracking.auth)  # fmt: skip
+        body = json.dumps(params)
+        response = tracking.client.generic(
+            method, url, body, content_type="application/json", **tracking.auth
+        )
     return response.status_code, json.loads(response.content)
 
 
@@ -40,13 +43,13 @@ class TestGatewayProxy:
     def test_it_answers_the_runs_pages_endpoint_list_like_a_server_without_a_gateway(
         self, tracking, gateway_path
     ):
-        status, body = ui_call(tracking, "GET", "2.0/mlflow/gateway-proxy", gateway_path=gateway_path)
+        status, body = ui_call(tracking, "GET", PROXY, gateway_path=gateway_path)
 
         assert (status, body) == (200, {"endpoints": []})
 
     def test_it_refuses_a_call_through_the_gateway(self, tracking):
-        status, body = ui_call(tracking, "POST", "2.0/mlflow/gateway-proxy",
-                               gateway_path="api/2.0/endpoints/x/invocations", json_data={})  # fmt: skip
+        invocation = "api/2.0/endpoints/x/invocations"
+        status, body = ui_call(tracking, "POST", PROXY, gateway_path=invocation, json_data={})
 
         assert status == 403, body
         assert body["message"] == "The AI gateway: not available on this SharingHub MLflow server."
