@@ -9,7 +9,8 @@ Credential)` on success: `request.user` is the GitLab user, `request.auth` the c
   `Authorization: Bearer`, in Basic (the password), or in GitLab's own `PRIVATE-TOKEN` and
   `JOB-TOKEN` headers. A CI job token authenticates as the user who triggered the job; its
   project access is the job's (projects/jobs.py).
-- GitLabSessionAuthentication: a browser, by the GitLab OAuth login of its session; a request
+- GitLabSessionAuthentication: a browser, by the GitLab token its session signed in with on
+  the login page (kept sealed), else by the GitLab OAuth login of its session; a request
   that may change state must come from this site.
 
 A token GitLab has not seen recently is asked of GitLab: throttling.check_lookup may refuse
@@ -130,8 +131,12 @@ class GitLabSessionAuthentication(BaseAuthentication):
     def authenticate(self, request: Request | HttpRequest) -> Authenticated | None:
         django_request = getattr(request, "_request", request)
         user = getattr(django_request, "user", None)
-        login = oauth.gitlab_login(user) if user is not None and user.is_authenticated else None
-        if login is None:
+        if user is None or not user.is_authenticated:
+            return None
+        # A token signed in with on the login page, else the session's GitLab OAuth login.
+        token = oauth.session_token(django_request)
+        login = oauth.gitlab_login(user) if token is None else None
+        if token is None and login is None:
             return None
         if request.method not in SAFE_METHODS and not is_same_origin(request):
             raise BridgeError(
@@ -141,7 +146,7 @@ class GitLabSessionAuthentication(BaseAuthentication):
             )
         try:
             credential = access.credential_for(
-                oauth.access_token_for(login), path=project_path(request)
+                token or oauth.access_token_for(login), path=project_path(request)
             )
         except gitlab.TokenScopeTooNarrow:
             # Logging in again would not help: the OAuth application lacks the scope.

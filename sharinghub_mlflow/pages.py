@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import auth, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,9 +21,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from mlflow_bridge import throttling
 from mlflow_bridge.authentication import GitLabSessionAuthentication
 from mlflow_bridge.browser import not_found_page
-from mlflow_bridge.errors import BridgeError, as_bridge_error
+from mlflow_bridge.errors import BridgeError, as_bridge_error, token_refused
 from projects import access, gitlab, oauth
 from sharinghub_mlflow import portal
 
@@ -75,7 +79,9 @@ def login_page(request: HttpRequest) -> HttpResponse:
     Django's CSRF token, so no other site can start a login). LOGIN_AUTO_REDIRECT submits it
     at once, unless there is a message to read (logged out, login failed or expired)."""
     next_url = safe_next(request)
-    if request.user.is_authenticated and oauth.gitlab_login(request.user) is not None:
+    if request.user.is_authenticated and (
+        oauth.session_token(request) or oauth.gitlab_login(request.user) is not None
+    ):
         return redirect(next_url)
     configured = bool(settings.GITLAB_OAUTH_CLIENT_ID)
     return render(
@@ -89,8 +95,48 @@ def login_page(request: HttpRequest) -> HttpResponse:
             and configured
             and not len(messages.get_messages(request)),
             "gitlab_url": settings.GITLAB_URL,
+            "token_url": settings.GITLAB_URL + TOKEN_SETTINGS_PATH,
         },
     )
+
+
+@require_http_methods(["POST"])
+def token_login(request: HttpRequest) -> HttpResponse:
+    """Sign in with a GitLab access token: checked as the API checks one (known to GitLab,
+    read_api scope), then kept in the session, sealed (projects/sealing.py)."""
+    token = request.POST.get("token", "").strip()
+    next_url = safe_next(request)
+    back = f"{reverse('login')}?{urlencode({'next': next_url})}"
+    if not token:
+        messages.error(request, "Paste a GitLab access token with the read_api scope.")
+        return redirect(back)
+    try:
+        credential = access.credential_for(token, lambda: throttling.check_lookup(request))
+        access.prove_read_api(credential)
+    except gitlab.TokenRejected as exc:
+        messages.error(request, token_refused(exc).detail)
+        return redirect(back)
+    except gitlab.GitLabUnavailable:
+        return render(request, "unavailable.html", status=503)
+    except BridgeError as exc:  # too many attempts from this address
+        messages.error(request, exc.detail)
+        return redirect(back)
+    auth.login(request, token_user(credential.user), backend=MODEL_BACKEND)
+    oauth.keep_session_token(request, token)
+    return redirect(next_url)
+
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def token_user(gitlab_user) -> AbstractBaseUser:
+    """The Django user of a token sign-in: named after the GitLab user's id, never matched by
+    username, so no GitLab user can become a local account (an admin) of the same name."""
+    user, created = get_user_model().objects.get_or_create(username=f"gitlab-{gitlab_user.id}")
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
 
 
 @require_http_methods(["GET", "POST"])
