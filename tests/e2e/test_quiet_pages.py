@@ -124,6 +124,25 @@ class Looker:
         return shown
 
 
+def reach_every_action(looker, project, read_only: bool) -> None:
+    """At 320 and 390 px the bar's actions are one tap away, the read-only state in sight."""
+    page = looker.page
+    banner = page.locator("#sharinghub-banner")
+    for width in (320, PHONE):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(looker.url(project, "/experiments"))
+        expect(banner.locator(".sh-role")).to_be_visible()
+        if read_only:
+            expect(banner.locator(".sh-badge")).to_be_visible()
+        banner.get_by_role("button", name="Menu").click()
+        for name in ("Connect from code", "All projects"):
+            expect(banner.get_by_role("link", name=name)).to_be_in_viewport(ratio=1)
+        expect(banner.get_by_role("button", name="Log out")).to_be_in_viewport(ratio=1)
+        page.screenshot(path=str(SHOTS / f"{looker.name}-{width}-menu.png"))
+        banner.get_by_role("button", name="Menu").click()
+        expect(banner.get_by_role("button", name="Log out")).to_be_hidden()
+
+
 @pytest.mark.parametrize("width", [WIDE, PHONE])
 @pytest.mark.parametrize("who,role", [("dave", "Developer"), ("rita", "Reporter")])
 def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
@@ -145,6 +164,8 @@ def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
             expect(page.get_by_role("menuitem").first).to_be_visible()
             expect(page.get_by_text("using Prompt Engineering")).to_be_hidden()
             page.keyboard.press("Escape")
+        if width == PHONE:
+            reach_every_action(looker, quiet, read_only=who == "rita")
         problems = refusals(looker.failed, []) + shown
         assert problems == [], "\n".join(problems)
     finally:
