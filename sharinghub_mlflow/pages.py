@@ -15,6 +15,7 @@ from django.contrib import auth, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -157,11 +158,19 @@ def root(request: HttpRequest) -> HttpResponse:
 @with_gitlab_session
 def portal_page(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "")
-    rows = portal.rows(request.gitlab_credential.token, request.gitlab_user.id, search)
+    projects = portal.served_projects(request.gitlab_credential.token, request.gitlab_user.id)
+    rows = portal.rows(projects, search)
+    page = Paginator(rows, portal.PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "portal.html",
-        {"rows": rows, "search": search, "mandatory_topics": settings.GITLAB_MANDATORY_TOPICS},
+        {
+            "rows": page.object_list,
+            "page": page,
+            "search": search,
+            "recent": portal.recent(projects),
+            "mandatory_topics": settings.GITLAB_MANDATORY_TOPICS,
+        },
     )
 
 

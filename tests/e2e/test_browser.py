@@ -105,8 +105,8 @@ class TestDeveloper:
 
         row = page.locator(f'tr[data-path="{forecast.path}"]')
         expect(row).to_contain_text("Developer")
-        # experiments (Default and the script's), runs, models
-        expect(row).to_contain_text(re.compile(r"\b2\s+1\s+0\b"))
+        # experiments (the script's; the empty Default is not data), runs, models
+        expect(row).to_contain_text(re.compile(r"\b1\s+1\s+0\b"))
         shot(page, "portal")
 
         row.get_by_role("link", name="Connect").click()
