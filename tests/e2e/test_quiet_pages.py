@@ -124,6 +124,33 @@ class Looker:
         return shown
 
 
+# A Delete button MLflow would offer, shown again as if this server had missed it.
+MISSED_CONTROL = (
+    'html body [data-component-id="mlflow.experiment_list_view.bulk_delete_button"]'
+    "{ display: inline-flex !important; }"
+)
+
+
+def refuse_once(looker, project) -> None:
+    """A Reporter is offered no Delete; a refused delete anyway is said once, and stays."""
+    page = looker.page
+    page.goto(looker.url(project, "/experiments"))
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="quiet"))
+    row.get_by_role("checkbox").click()
+    delete = page.get_by_role("button", name="Delete", exact=True)
+    expect(delete).to_be_hidden()
+    page.add_style_tag(content=MISSED_CONTROL)
+    delete.click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    notice = page.locator("#sharinghub-notice")
+    expect(notice).to_contain_text("you are Reporter")
+    page.wait_for_timeout(1500)  # MLflow's own toast, had it stayed
+    page.screenshot(path=str(SHOTS / f"{looker.name}-{looker.width}-refused-once.png"))
+    said = page.get_by_text(re.compile("Developer or higher can write to"))
+    assert [said.nth(i).is_visible() for i in range(said.count())].count(True) == 1
+    looker.failed = [line for line in looker.failed if "/experiments/delete" not in line]
+
+
 def reach_every_action(looker, project, read_only: bool) -> None:
     """At 320 and 390 px the bar's actions are one tap away, the read-only state in sight."""
     page = looker.page
@@ -164,6 +191,8 @@ def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
             expect(page.get_by_role("menuitem").first).to_be_visible()
             expect(page.get_by_text("using Prompt Engineering")).to_be_hidden()
             page.keyboard.press("Escape")
+        if who == "rita" and width == WIDE:
+            refuse_once(looker, quiet)
         if width == PHONE:
             reach_every_action(looker, quiet, read_only=who == "rita")
         problems = refusals(looker.failed, []) + shown
