@@ -191,6 +191,11 @@ def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
             expect(page.get_by_role("menuitem").first).to_be_visible()
             expect(page.get_by_text("using Prompt Engineering")).to_be_hidden()
             page.keyboard.press("Escape")
+        for name, url in [("portal", "/mlflow/"), ("connect", f"/mlflow/{quiet.path}/connect/")]:
+            page.goto(gunicorn_server.url + url)
+            page.screenshot(path=str(SHOTS / f"{looker.name}-{width}-{name}.png"), full_page=True)
+            # Laid out for the window: nothing wider than it (no sideways scrolling).
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, name
         if who == "rita" and width == WIDE:
             refuse_once(looker, quiet)
         if width == PHONE:
@@ -199,3 +204,35 @@ def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
         assert problems == [], "\n".join(problems)
     finally:
         looker.context.close()
+
+
+def stored_bytes(server) -> bytes:
+    """Everything the live server's Django database holds: its SQLite files as they are on
+    disk, or on PostgreSQL every row of every table."""
+    url = server.env.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        files = [path for path in server.data_dir.rglob("*.sqlite3*") if path.is_file()]
+        assert files, server.data_dir
+        return b"".join(path.read_bytes() for path in files)
+    import psycopg2
+
+    rows = []
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        for (table,) in cursor.fetchall():
+            cursor.execute(f'SELECT * FROM "{table}"')
+            rows.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(rows).encode()
+
+
+def test_it_keeps_no_oauth_token_of_these_logins_in_the_database(
+    gunicorn_server, gitlab, quiet_data
+):
+    """After the browser logins above (each a token pair from the GitLab double), the live
+    server's database holds none of the tokens, in clear."""
+    tokens = [token for grant in gitlab.oauth.grants
+              for token in (grant.access_token, grant.refresh_token) if token]  # fmt: skip
+    stored = stored_bytes(gunicorn_server)
+
+    assert tokens and [token for token in tokens if token.encode() in stored] == []
+    assert b"sealed:" in stored
