@@ -7,6 +7,7 @@ projects/ and the browser answers of mlflow_bridge/ (its session authentication,
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -116,6 +117,10 @@ def token_login(request: HttpRequest) -> HttpResponse:
         access.prove_read_api(credential)
     except gitlab.TokenRejected as exc:
         messages.error(request, token_refused(exc).detail)
+        # Counted like the API's failed authentications; past the limit, the next attempt
+        # is refused by check_lookup with its own message.
+        with suppress(BridgeError):
+            throttling.record_failure(request)
         return redirect(back)
     except gitlab.GitLabUnavailable:
         return render(request, "unavailable.html", status=503)

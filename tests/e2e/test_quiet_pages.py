@@ -236,3 +236,25 @@ def test_it_keeps_no_oauth_token_of_these_logins_in_the_database(
 
     assert tokens and [token for token in tokens if token.encode() in stored] == []
     assert b"sealed:" in stored
+
+
+def test_it_signs_a_browser_in_with_a_gitlab_token_and_refuses_a_read_user_one(
+    browser, gunicorn_server, gitlab, cast, quiet
+):
+    context = browser.new_context(viewport={"width": PHONE, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{gunicorn_server.url}/mlflow/login/")
+        narrow = gitlab.add_token(cast.rita, ("read_user",))
+        page.get_by_label(re.compile("sign in with a GitLab access token", re.I)).fill(narrow)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator(".messages")).to_contain_text("lacks the read_api scope")
+
+        page.get_by_label(re.compile("sign in with a GitLab access token", re.I)).fill(
+            cast.rita.token
+        )
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator(f'tr[data-path="{quiet.path}"]')).to_contain_text("Reporter")
+        page.screenshot(path=str(SHOTS / "reporter-390-token-sign-in.png"))
+    finally:
+        context.close()
