@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
 from tests.e2e.test_tour import TOUR_SCRIPT, refusals
+from tests.sessions import log_in
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -226,10 +227,14 @@ def stored_bytes(server) -> bytes:
 
 
 def test_it_keeps_no_oauth_token_of_these_logins_in_the_database(
-    gunicorn_server, gitlab, quiet_data
+    gunicorn_server, gitlab, cast, quiet_data
 ):
-    """After the browser logins above (each a token pair from the GitLab double), the live
-    server's database holds none of the tokens, in clear."""
+    """After GitLab logins (each a token pair from the GitLab double: these two, and the
+    browsers' above when run together), the live server's database holds none of the tokens,
+    in clear, while the sessions still read projects with them."""
+    for user in (cast.dave, cast.rita):
+        session = log_in(gunicorn_server.url, gitlab, user)
+        assert session.get(f"{gunicorn_server.url}/mlflow/", timeout=30).status_code == 200
     tokens = [token for grant in gitlab.oauth.grants
               for token in (grant.access_token, grant.refresh_token) if token]  # fmt: skip
     stored = stored_bytes(gunicorn_server)
