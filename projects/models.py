@@ -93,24 +93,41 @@ class GitLabProject(models.Model):
         return f"p-{self.id}"
 
 
-class ProjectUsage(models.Model):
-    """What a project holds in MLflow, as last measured by `python manage.py usage`.
+class UsageFigures(models.Model):
+    """What a workspace holds in MLflow: the one definition of the usage figures. MLflow's
+    counts and last change (embedded/activity.py), the stored ProjectUsage row and the `usage`
+    report's columns are these fields (an unsaved ProjectUsage carries figures in memory)."""
 
-    Cached figures with their age: pages read this row, never the storage. Uploads add their
-    size to `artifact_bytes` between measurements (quota.py).
-    """
-
-    project = models.OneToOneField(
-        GitLabProject, primary_key=True, on_delete=models.CASCADE, related_name="usage"
-    )
     experiments = models.IntegerField(default=0)
     runs = models.IntegerField(default=0)
     registered_models = models.IntegerField(default=0)
     logged_models = models.IntegerField(default=0)
     traces = models.IntegerField(default=0)
+    last_activity = models.DateTimeField(null=True, blank=True, db_index=True)
     artifact_bytes = models.BigIntegerField(default=0, db_index=True)
     artifact_files = models.IntegerField(default=0)
-    last_activity = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    def figures(self) -> dict:
+        """The figures by name, in their order (a report row's, a stored row's defaults)."""
+        return {name: getattr(self, name) for name in USAGE_FIGURES}
+
+
+USAGE_FIGURES = tuple(field.name for field in UsageFigures._meta.fields)
+
+
+class ProjectUsage(UsageFigures):
+    """What a project holds in MLflow, as last measured by `python manage.py usage`.
+
+    Cached figures with their age: pages read this row, never the storage. Uploads add their
+    size to `artifact_bytes` between measurements (edge/quota.py).
+    """
+
+    project = models.OneToOneField(
+        GitLabProject, primary_key=True, on_delete=models.CASCADE, related_name="usage"
+    )
     measured_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

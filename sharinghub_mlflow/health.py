@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from sqlalchemy import text
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -31,9 +30,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Both databases answer a trivial query. The cache and GitLab are reported, but neither
     makes the service unready: it serves without the cache (sharinghub_mlflow/cache.py), and
     members within GITLAB_OUTAGE_GRACE keep working without GitLab."""
-    from mlflow.server.handlers import _get_tracking_store
-
-    from mlflow_bridge.mlflow_app import flask_app
+    from mlflow_bridge.embedded import mlflow_app
 
     checks = {}
     try:
@@ -42,9 +39,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; say which.
         checks["django_database"] = type(exc).__name__
     try:
-        flask_app()
-        with _get_tracking_store().engine.connect() as mlflow_connection:
-            mlflow_connection.execute(text("SELECT 1"))
+        mlflow_app.ping()
         checks["mlflow_database"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["mlflow_database"] = type(exc).__name__

@@ -23,10 +23,10 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
-from mlflow_bridge import throttling
-from mlflow_bridge.authentication import GitLabSessionAuthentication
-from mlflow_bridge.browser import not_found_page
-from mlflow_bridge.errors import BridgeError, as_bridge_error, token_refused
+from mlflow_bridge.edge import throttling
+from mlflow_bridge.edge.authentication import GitLabSessionAuthentication
+from mlflow_bridge.edge.browser import not_found_page
+from mlflow_bridge.edge.errors import BridgeError, as_bridge_error, token_refused
 from projects import access, gitlab, oauth
 from sharinghub_mlflow import portal
 

@@ -10,9 +10,15 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from mlflow_bridge.activity import Activity, RecentRun, activity_of, recent_runs
+from mlflow_bridge.embedded.activity import RecentRun, activity_of, recent_runs
 from projects import access, gitlab
-from projects.models import WRITE_LEVEL, AccessLevel, GitLabProject, TokenFingerprint
+from projects.models import (
+    WRITE_LEVEL,
+    AccessLevel,
+    GitLabProject,
+    ProjectUsage,
+    TokenFingerprint,
+)
 
 # Rows per portal page: a page a phone scrolls through, and a member of hundreds of projects
 # pages through.
@@ -24,7 +30,7 @@ class Row:
     """One project of the portal, with what it holds in MLflow (None: nothing yet)."""
 
     project: gitlab.GitLabProject
-    activity: Activity | None
+    activity: ProjectUsage | None  # unsaved: MLflow's counts now
 
     @property
     def role(self) -> str:

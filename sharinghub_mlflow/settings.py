@@ -127,7 +127,7 @@ THROTTLE_RATES = {
 # x_for): 0 trusts no header, and the client's address is REMOTE_ADDR.
 TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", default=0)
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "mlflow_bridge.errors.exception_handler",
+    "EXCEPTION_HANDLER": "mlflow_bridge.edge.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
     "NUM_PROXIES": TRUSTED_PROXIES,
     # The tracking view sets its own classes; nothing else in the site is a DRF view.

@@ -9,12 +9,12 @@ the last `/connect/`, and comes before the tracking view's catch-all.
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from mlflow_bridge import views as bridge_views
-from mlflow_bridge.browser import for_browsers
+from mlflow_bridge.edge import views as bridge_views
+from mlflow_bridge.edge.browser import for_browsers
 from projects import webhooks
 from sharinghub_mlflow import health, observability, pages
 
-handler500 = "mlflow_bridge.errors.server_error"
+handler500 = "mlflow_bridge.edge.errors.server_error"
 
 urlpatterns = [
     path("healthz", health.healthz),

@@ -10,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sharinghub_mlflow.settings")
 application = get_wsgi_application()
 
 # Build MLflow's app and stores before the worker takes its first request, not during it.
-from mlflow_bridge.mlflow_app import flask_app  # noqa: E402
+from mlflow_bridge.embedded.mlflow_app import flask_app  # noqa: E402
 
 flask_app()
 

@@ -6,9 +6,12 @@ import requests
 
 
 class Api:
-    def __init__(self, tracking_uri: str, token: str | None):
+    def __init__(
+        self, tracking_uri: str, token: str | None, session: requests.Session | None = None
+    ):
         self.uri = tracking_uri
-        self.session = requests.Session()
+        # A live server's, or one served in-process (tests/inprocess.py's Site.session).
+        self.session = session or requests.Session()
         if token is not None:
             self.session.headers["Authorization"] = f"Bearer {token}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import requests
 
@@ -48,10 +49,23 @@ def log_in(
     return session
 
 
+def due_for_refresh(server, gitlab: GitLabDouble, user: User) -> requests.Session:
+    """A session at `server` (live or in-process) whose GitLab token enters the refresh margin
+    two seconds after login."""
+    from projects.oauth import REFRESH_MARGIN
+
+    gitlab.oauth.token_lifetime = int(REFRESH_MARGIN.total_seconds()) + 2
+    try:
+        session = log_in(server.url, gitlab, user, next_url="/healthz")
+    finally:
+        gitlab.oauth.token_lifetime = 7200
+    session.headers["Accept"] = "application/json"
+    time.sleep(3)
+    return session
+
+
 def logged_in_client(client, gitlab_id: int = 7, username: str = "dave", token: str = "oauth-dave"):
     """Django's test client logged in as a GitLab user whose OAuth token is fresh."""
-    import time
-
     from django.contrib.auth import get_user_model
     from social_django.models import UserSocialAuth
 

@@ -7,8 +7,8 @@ import itertools
 import pytest
 from sqlalchemy import event
 
-from mlflow_bridge import mlflow_app
-from mlflow_bridge.activity import activity_of, recent_runs
+from mlflow_bridge.embedded import mlflow_app
+from mlflow_bridge.embedded.activity import activity_of, recent_runs
 
 _ids = itertools.count(900_000)
 

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from mlflow_bridge import authorship
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import route_for
+from mlflow_bridge.edge import authorship
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import route_for
 from tests.api import Api
 
 

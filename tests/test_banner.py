@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from mlflow_bridge import browser
+from mlflow_bridge.edge import browser
 from tests.sessions import logged_in_client
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,8 @@
 """What a stock MLflow 3 client or UI sends works as on a bare `mlflow server` (issue 11).
 
-Each test gets a fresh project of its own, where Cora is a Developer.
+Each test gets a fresh project of its own, where Cora is a Developer: on the live server where
+the stock client, gunicorn's limits or chunked bodies are under test, in-process otherwise
+(the classes that override `fresh`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,27 @@ from tests.api import Api
 _numbers = itertools.count(1)
 
 
-@pytest.fixture
-def fresh(gunicorn_server, gitlab) -> Api:
+def fresh_project(server, gitlab) -> Api:
     """A project nobody has used yet, and Cora, its Developer."""
     number = next(_numbers)
     project = gitlab.add_project(f"ml/compat/fresh-{number}")
     cora = gitlab.add_user(f"cora-{number}")
     project.direct[cora.id] = 30
-    api = Api(gunicorn_server.tracking_uri(project.path), cora.token)
+    api = Api(server.tracking_uri(project.path), cora.token)
     api.project = project
     return api
+
+
+@pytest.fixture
+def fresh(gunicorn_server, gitlab) -> Api:
+    """On the live server: for the stock client, gunicorn's own limits and chunked bodies."""
+    return fresh_project(gunicorn_server, gitlab)
+
+
+@pytest.fixture
+def fresh_in_process(site, gitlab) -> Api:
+    """In-process (tests/inprocess.py): for what the service answers, whoever serves it."""
+    return fresh_project(site, gitlab)
 
 
 def new_run(api: Api) -> tuple[str, str]:
@@ -182,6 +195,10 @@ class TestTraces:
 
 
 class TestDefaultExperiment:
+    @pytest.fixture
+    def fresh(self, fresh_in_process) -> Api:
+        return fresh_in_process
+
     def test_it_lists_default_in_a_fresh_project(self, fresh):
         found = fresh.ok("POST", "api/2.0/mlflow/experiments/search", json={"max_results": 10})
 
@@ -218,6 +235,14 @@ def export(api: Api, body: bytes, experiment_id: str | None = "0", **headers: st
 
 
 class TestOtlp:
+    @pytest.fixture
+    def fresh(self, fresh_in_process) -> Api:
+        return fresh_in_process
+
+    @pytest.fixture
+    def project_b(self, site_project_b) -> tuple[Api, dict]:
+        return site_project_b
+
     def test_it_stores_raw_otlp_spans_in_the_default_experiment(self, fresh):
         trace_hex = uuid.uuid4().hex
 
@@ -392,6 +417,10 @@ def assert_mlflow_4xx(response, statuses=(400, 404)) -> None:
 
 
 class TestBadInput:
+    @pytest.fixture
+    def fresh(self, fresh_in_process) -> Api:
+        return fresh_in_process
+
     def test_it_refuses_json_nested_5000_deep(self, fresh):
         body = b'{"name": "deep", "tags": ' + b"[" * 5000 + b"]" * 5000 + b"}"
 
@@ -455,6 +484,10 @@ class TestModelVersionArtifacts:
     bare server answers with a 500 for runs:/ and models:/ sources."""
 
     @pytest.fixture
+    def fresh(self, fresh_in_process) -> Api:
+        return fresh_in_process
+
+    @pytest.fixture
     def versions(self, fresh) -> Api:
         experiment_id, run_id = new_run(fresh)
         fresh.ok("PUT", f"api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/"
@@ -508,6 +541,10 @@ class TestMlflowsOwnMessages:
     """Where a bare server refuses a body itself, the service answers exactly as it does
     (messages recorded from `mlflow server` 3.17.2)."""
 
+    @pytest.fixture
+    def fresh(self, fresh_in_process) -> Api:
+        return fresh_in_process
+
     @pytest.mark.parametrize(
         ("path", "body", "message"),
         [
@@ -542,6 +579,10 @@ class TestMlflowsOwnMessages:
 
 
 class TestFieldSpellings:
+    @pytest.fixture
+    def fresh(self, fresh_in_process) -> Api:
+        return fresh_in_process
+
     def test_it_refuses_a_camel_case_field_and_keeps_nothing_of_it(self, fresh):
         experiment_id, run_id = new_run(fresh)
 

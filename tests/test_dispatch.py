@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from mlflow_bridge.dispatch import mlflow_environ
-from mlflow_bridge.views import split_location
+from mlflow_bridge.edge.dispatch import mlflow_environ
+from mlflow_bridge.edge.views import split_location
 
 CLIENT_ENVIRON = {
     "REQUEST_METHOD": "POST",
@@ -125,7 +125,7 @@ def test_it_hands_paths_to_mlflow_in_wsgi_form(decoded, wsgi):
 
 
 def test_it_keeps_sql_and_store_paths_of_mlflows_failures_from_the_client(caplog):
-    from mlflow_bridge.dispatch import _failure
+    from mlflow_bridge.edge.dispatch import _failure
 
     leaked = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(sqlite3.OperationalError) '
     leaked += b'too many SQL variables [SQL: SELECT ...] sqlite:////data/mlflow.sqlite3"}'
@@ -140,7 +140,7 @@ def test_it_keeps_sql_and_store_paths_of_mlflows_failures_from_the_client(caplog
 
 
 def test_it_answers_mlflows_database_failure_as_retryable_with_retry_after():
-    from mlflow_bridge.dispatch import _failure
+    from mlflow_bridge.edge.dispatch import _failure
 
     failed = b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(psycopg.OperationalError) '
     failed += b'consuming input failed: server closed the connection unexpectedly"}'
@@ -153,7 +153,7 @@ def test_it_answers_mlflows_database_failure_as_retryable_with_retry_after():
 
 
 def test_it_keeps_mlflows_other_failures_without_retry_after():
-    from mlflow_bridge.dispatch import _failure
+    from mlflow_bridge.edge.dispatch import _failure
 
     answer = _failure(500, [("Content-Type", "application/json")],
                       [b'{"error_code": "INTERNAL_ERROR", "message": "boom"}'])  # fmt: skip
@@ -168,7 +168,7 @@ def test_it_keeps_the_sql_of_mlflows_database_refusals_from_the_client(caplog):
     from mlflow.protos.databricks_pb2 import BAD_REQUEST
     from sqlalchemy.exc import IntegrityError
 
-    from mlflow_bridge.dispatch import _refusal_without_sql
+    from mlflow_bridge.edge.dispatch import _refusal_without_sql
 
     error = IntegrityError("INSERT INTO tags (key, value) VALUES (?, ?)", ("k", "v"), Exception())
     refused = MlflowException(message=error, error_code=BAD_REQUEST).serialize_as_json().encode()
@@ -184,7 +184,7 @@ def test_it_keeps_the_sql_of_mlflows_database_refusals_from_the_client(caplog):
 
 
 def test_it_passes_mlflows_other_refusals_through_unchanged():
-    from mlflow_bridge.dispatch import _refusal_without_sql
+    from mlflow_bridge.edge.dispatch import _refusal_without_sql
 
     refused = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "Missing value for run_id"}'
 
@@ -197,7 +197,7 @@ def test_it_keeps_mlflows_error_code_and_own_words_when_it_quotes_sql():
     from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
     from sqlalchemy.exc import IntegrityError
 
-    from mlflow_bridge.dispatch import _refusal_without_sql
+    from mlflow_bridge.edge.dispatch import _refusal_without_sql
 
     error = IntegrityError("UPDATE registered_models SET name=?", ("m2",), Exception("UNIQUE"))
     refused = (

@@ -20,10 +20,10 @@ from django.utils import timezone
 from rest_framework.exceptions import Throttled
 from rest_framework.test import APIRequestFactory
 
-from mlflow_bridge import errors, permissions, throttling
-from mlflow_bridge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
-from mlflow_bridge.errors import BridgeError, Unauthenticated
-from mlflow_bridge.routes import ROUTES, route_for
+from mlflow_bridge.edge import errors, permissions, throttling
+from mlflow_bridge.edge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
+from mlflow_bridge.edge.errors import BridgeError, Unauthenticated
+from mlflow_bridge.edge.routes import ROUTES, route_for
 from projects import access, gitlab
 from projects.models import GitLabProject, GitLabUser, TokenFingerprint
 from tests.sessions import logged_in_client
@@ -561,8 +561,8 @@ class TestBodies:
 
 
 def test_it_never_passes_a_token_header_on_to_mlflow():
-    from mlflow_bridge.authentication import TOKEN_HEADERS
-    from mlflow_bridge.dispatch import DROPPED_ENVIRON_KEYS
+    from mlflow_bridge.edge.authentication import TOKEN_HEADERS
+    from mlflow_bridge.edge.dispatch import DROPPED_ENVIRON_KEYS
 
     for header in TOKEN_HEADERS:
         assert "HTTP_" + header.upper().replace("-", "_") in DROPPED_ENVIRON_KEYS

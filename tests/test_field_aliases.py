@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from mlflow_bridge import messages
-from mlflow_bridge.errors import BridgeError
+from mlflow_bridge.edge import messages
+from mlflow_bridge.edge.errors import BridgeError
 from tests.inprocess import Tracking
 
 pytestmark = pytest.mark.django_db

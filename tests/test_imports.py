@@ -6,6 +6,9 @@ imports its own layer or a lower one, never a higher one (not even by a string n
 importlib, Django's dotted paths or a gunicorn target do), and no two modules import each
 other, even through others or inside a function. mlflow_bridge does not import sharinghub_mlflow at
 all, not even its settings: settings come through django.conf.settings, like any Django app's.
+Inside mlflow_bridge, the seam (mlflow_bridge.embedded) alone reaches into MLflow: nothing
+else imports MLflow's non-public modules or its `_private` names, or spells SQL over MLflow's
+tables; and the request's way (the edge and the seam) never imports the operations beside it.
 Every function of the service (tests and bench aside) is at most MAX_FUNCTION_LINES long, no
 module but the route table spells an MLflow route rule, every package the service imports is
 in requirements.txt, and docs/architecture.md's module table gives every module one line.
@@ -25,6 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # Top first: a module may import from its own layer or any layer after it.
 LAYERS = ("sharinghub_mlflow", "mlflow_bridge", "projects")
 MAX_FUNCTION_LINES = 40
+# The one package that touches MLflow's internals (tests/test_mlflow_seam.py pins what it uses).
+SEAM = "mlflow_bridge.embedded"
+# MLflow's public Python API, which any module may import (public names only): its exceptions
+# and entities. Everything else of MLflow's (mlflow.server, mlflow.store, mlflow.utils,
+# mlflow.protos, mlflow.prompt...) is the seam's.
+MLFLOW_PUBLIC = frozenset({"mlflow", "mlflow.exceptions", "mlflow.entities"})
+# What a request passes through, and what runs beside it (which it must never import).
+REQUEST_PATH = ("mlflow_bridge.edge", "mlflow_bridge.embedded")
+BESIDE_THE_REQUEST = ("mlflow_bridge.operations", "mlflow_bridge.management")
 
 
 def modules_of(root: Path, packages: tuple[str, ...]) -> dict[str, Path]:
@@ -133,6 +145,77 @@ def rule_texts(root: Path, packages: tuple[str, ...], home: str) -> list[str]:
     return found
 
 
+def _inside(module: str, packages: tuple[str, ...] | str) -> bool:
+    packages = (packages,) if isinstance(packages, str) else packages
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def mlflow_internals(root: Path, packages: tuple[str, ...], seam: str) -> list[str]:
+    """Each import of a non-public MLflow module or a `_private` MLflow name outside `seam`."""
+    found = []
+    for module, path in modules_of(root, packages).items():
+        if _inside(module, seam):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                pairs = [(alias.name, alias.name.rpartition(".")[2]) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                pairs = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for base, name in pairs:
+                if _inside(base, "mlflow") and (base not in MLFLOW_PUBLIC or name[0] == "_"):
+                    found.append(f"{module}:{node.lineno} {base}.{name}")
+    return found
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    }
+
+
+def mlflow_sql(root: Path, packages: tuple[str, ...], seam: str, tables: set[str]) -> list[str]:
+    """Each string outside `seam` (docstrings aside) that spells SQL over one of `tables`."""
+    sql = re.compile(rf"(?i)\b(?:from|join|into|update|table)\s+(?:{'|'.join(sorted(tables))})\b")
+    found = []
+    for module, path in modules_of(root, packages).items():
+        if _inside(module, seam):
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        prose = _docstrings(tree)
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in prose and sql.search(text):
+                found.append(f"{module}:{node.lineno} {text!r}")
+    return found
+
+
+def imports_beside(
+    graph: dict[str, set[str]], path: tuple[str, ...], beside: tuple[str, ...]
+) -> list[str]:
+    """Each import of a module `beside` the request's way by one on it, "importer → imported"."""
+    return sorted(
+        f"{module} → {target}"
+        for module, targets in graph.items()
+        if _inside(module, path)
+        for target in targets
+        if _inside(target, beside)
+    )
+
+
+def mlflow_tables() -> set[str]:
+    """The tables of the installed MLflow's tracking and registry schema."""
+    import mlflow.store.model_registry.dbmodels.models  # noqa: F401 - registers its tables
+    import mlflow.store.tracking.dbmodels.models  # noqa: F401
+    import mlflow.store.workspace.dbmodels.models  # noqa: F401
+    from mlflow.store.db.base_sql_model import Base
+
+    return set(Base.metadata.tables)
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The groups of modules that import each other, directly or through others (Tarjan)."""
     index: dict[str, int] = {}
@@ -198,8 +281,19 @@ class TestTheService:
     def test_it_has_no_function_over_the_limit(self):
         assert long_functions(ROOT, LAYERS, MAX_FUNCTION_LINES) == []
 
+    def test_it_reaches_into_mlflow_only_through_the_seam(self):
+        assert mlflow_internals(ROOT, LAYERS, SEAM) == []
+
+    def test_it_spells_sql_over_mlflows_tables_only_in_the_seam(self):
+        assert mlflow_sql(ROOT, LAYERS, SEAM, mlflow_tables()) == []
+
+    def test_its_request_path_never_imports_the_operations_beside_it(self):
+        graph = import_graph(ROOT, LAYERS, strings=True)
+
+        assert imports_beside(graph, REQUEST_PATH, BESIDE_THE_REQUEST) == []
+
     def test_it_spells_route_rules_in_the_route_table_only(self):
-        assert rule_texts(ROOT, LAYERS, home="mlflow_bridge.routes") == []
+        assert rule_texts(ROOT, LAYERS, home="mlflow_bridge.edge.routes") == []
 
     def test_its_requirements_pin_every_package_it_imports(self):
         pinned = requirement_names(ROOT / "requirements.txt")
@@ -328,3 +422,39 @@ class TestTheChecker:
         plant(house, {"edge/rules.py": f"def short():\n    pass\n\n\ndef long():\n{body}"})
 
         assert long_functions(house, FAKE_LAYERS, 40) == ["edge.rules.long (41 lines)"]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            pytest.param("from mlflow.server.handlers import get_service_endpoints\n",
+                         id="non-public-module"),
+            pytest.param("def f():\n    import mlflow.store.db.utils\n", id="import-in-a-function"),
+            pytest.param("from mlflow.exceptions import _private\n", id="private-name"),
+        ],
+    )  # fmt: skip
+    def test_it_finds_mlflow_internals_outside_the_seam(self, house, text):
+        plant(house, {"edge/rules.py": text})
+
+        assert len(mlflow_internals(house, FAKE_LAYERS, "edge.seam")) == 1
+
+    def test_it_lets_the_seam_reach_into_mlflow_and_others_use_its_public_api(self, house):
+        plant(house, {"edge/seam/__init__.py": "", "edge/seam/app.py": "import mlflow.server\n"})
+        plant(house, {"edge/rules.py": "from mlflow.exceptions import MlflowException\n"})
+
+        assert mlflow_internals(house, FAKE_LAYERS, "edge.seam") == []
+
+    def test_it_finds_sql_over_mlflows_tables_outside_the_seam(self, house):
+        plant(house, {"edge/rules.py": '"""Read from runs."""\nQ = "SELECT * FROM runs r"\n'})
+
+        assert mlflow_sql(house, FAKE_LAYERS, "edge.seam", {"runs"}) == [
+            "edge.rules:2 'SELECT * FROM runs r'"
+        ]
+
+    def test_it_finds_the_request_path_importing_operations(self, house):
+        plant(house, {"edge/ops/__init__.py": "", "edge/ops/usage.py": "import re\n"})
+        plant(house, {"edge/views.py": "def f():\n    from edge.ops import usage\n"})
+        graph = import_graph(house, FAKE_LAYERS)
+
+        assert imports_beside(graph, ("edge.views",), ("edge.ops",)) == [
+            "edge.views → edge.ops.usage"
+        ]

@@ -1,10 +1,22 @@
-"""Two projects, same names, no way across: by id, by name, by path, through both prefixes."""
+"""Two projects, same names, no way across: by id, by name, by path, through both prefixes.
+
+In-process (tests/inprocess.py): projects A and B are seeded once per session."""
 
 from __future__ import annotations
 
 import pytest
 
 PREFIXES = ["api", "ajax-api"]
+
+
+@pytest.fixture
+def project_a(site_project_a):
+    return site_project_a
+
+
+@pytest.fixture
+def project_b(site_project_b):
+    return site_project_b
 
 
 def test_it_gives_each_project_its_own_namespace(project_a, project_b):
@@ -173,7 +185,7 @@ def test_it_refuses_the_workspace_admin_routes(project_b):
 
 
 def test_it_lists_only_the_projects_own_workspace(project_a, project_b, cast):
-    # The UI's workspace list is the bridge's own answer (mlflow_bridge/ui_answers.py).
+    # The UI's workspace list is the bridge's own answer (mlflow_bridge/edge/ui_answers.py).
     api_b, _ = project_b
     for prefix in PREFIXES:
         listed = api_b.ok("GET", f"{prefix}/3.0/mlflow/workspaces")["workspaces"]

@@ -21,9 +21,9 @@ from mlflow import MlflowClient
 
 from projects.models import CIJob, TokenFingerprint
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
+from tests.live import LiveServer
 
 TTL = 2
 SEARCH = {"max_results": 10}
@@ -59,24 +59,15 @@ def make_pipeline(gitlab: GitLabDouble) -> Pipeline:
 
 
 class TestWithTheStockClient:
-    """Against a live server configured with GITLAB_SERVICE_TOKEN and a short cache TTL."""
+    """On the shared live server, which has a GITLAB_SERVICE_TOKEN (tests/conftest.py)."""
 
     @pytest.fixture(scope="class")
     def ci(self, gitlab) -> Pipeline:
         return make_pipeline(gitlab)
 
     @pytest.fixture(scope="class")
-    def server(self, tmp_path_factory, gitlab, ci) -> LiveServer:
-        server, process = start_live_server(
-            tmp_path_factory.mktemp("ci-jobs"),
-            gitlab.url,
-            GITLAB_SERVICE_TOKEN=ci.service.token,
-            MEMBERSHIP_CACHE_TTL=str(TTL),
-            MEMBERSHIP_NEGATIVE_CACHE_TTL="1",
-        )
-        yield server
-        process.terminate()
-        process.wait(timeout=30)
+    def server(self, gunicorn_server) -> LiveServer:
+        return gunicorn_server
 
     def test_it_logs_a_run_to_its_own_project(self, gitlab, ci, server, monkeypatch):
         job = gitlab.add_job(ci.project, ci.cindy)
@@ -106,25 +97,36 @@ class TestWithTheStockClient:
         )
         assert {"key": "gitlab.job_id", "value": str(job.id)} in seen["run"]["data"]["tags"]
 
-    def test_it_answers_404_on_another_project_of_the_same_user(self, gitlab, ci, server):
+
+class TestThroughTheSite:
+    """In-process, with a GITLAB_SERVICE_TOKEN, as the live server runs."""
+
+    @pytest.fixture
+    def ci(self, gitlab, site, settings) -> Pipeline:
+        pipeline = make_pipeline(gitlab)
+        settings.GITLAB_SERVICE_TOKEN = pipeline.service.token
+        return pipeline
+
+    def test_it_answers_404_on_another_project_of_the_same_user(self, gitlab, ci, site):
         job = gitlab.add_job(ci.project, ci.cindy)
 
-        on_other = Api(server.tracking_uri(ci.other.path), job.token).post(
+        on_other = Api(site.tracking_uri(ci.other.path), job.token).post(
             "experiments/search", SEARCH
         )
-        on_missing = Api(server.tracking_uri("ci/no/such"), job.token).post(
+        on_missing = Api(site.tracking_uri("ci/no/such"), job.token).post(
             "experiments/search", SEARCH
         )
 
         assert on_other.status_code == 404
         assert on_other.content == on_missing.content
         # Cindy herself may: the job may not.
-        cindy = Api(server.tracking_uri(ci.other.path), ci.cindy.token)
+        cindy = Api(site.tracking_uri(ci.other.path), ci.cindy.token)
         assert cindy.post("experiments/search", SEARCH).status_code == 200
 
-    def test_it_stops_a_finished_jobs_token_within_the_ttl(self, gitlab, ci, server):
+    def test_it_stops_a_finished_jobs_token_within_the_ttl(self, gitlab, ci, site, settings):
+        settings.MEMBERSHIP_CACHE_TTL, settings.MEMBERSHIP_NEGATIVE_CACHE_TTL = TTL, 1
         job = gitlab.add_job(ci.project, ci.cindy)
-        api = Api(server.tracking_uri(ci.project.path), job.token)
+        api = Api(site.tracking_uri(ci.project.path), job.token)
         assert api.post("experiments/search", SEARCH).status_code == 200
 
         job.status = "success"

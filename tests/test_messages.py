@@ -9,7 +9,8 @@ import pytest
 from mlflow.protos.service_pb2 import LogBatch, SetTag
 from mlflow.utils import proto_json_utils
 
-from mlflow_bridge import messages
+from mlflow_bridge.edge import messages
+from mlflow_bridge.embedded import parse
 from tests.inprocess import Tracking
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +74,7 @@ class TestParseOnce:
     def test_it_never_reuses_a_parse_outside_its_request(self):
         message = SetTag()
 
-        messages.parse_dict_once({"run_id": "r", "key": "k", "value": "v"}, message)
+        parse.parse_dict_once({"run_id": "r", "key": "k", "value": "v"}, message)
 
         assert (message.run_id, message.key, message.value) == ("r", "k", "v")
 
@@ -81,7 +82,7 @@ class TestParseOnce:
         checked = messages.check_parses("POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "a"})
         message = LogBatch()
 
-        with messages.reused(checked):
-            messages.parse_dict_once({"run_id": "b"}, message)
+        with parse.reused(checked):
+            parse.parse_dict_once({"run_id": "b"}, message)
 
         assert message.run_id == "b"

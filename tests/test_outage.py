@@ -21,10 +21,9 @@ import requests
 from django.core.cache import cache
 from django.utils import timezone
 
-from mlflow_bridge.errors import LONG_OUTAGE_STATUS
+from mlflow_bridge.edge.errors import LONG_OUTAGE_STATUS
 from projects import gitlab_health
 from projects.models import Membership, TokenFingerprint
-from tests.conftest import start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
 
@@ -252,21 +251,17 @@ SET_EXPERIMENT = "import mlflow; mlflow.set_experiment('x')"
 
 
 class TestAWrongGitLabUrl:
-    def test_it_says_so_at_start_in_readyz_and_to_the_client_at_once(self, tmp_path, cast):
+    def test_it_says_so_at_start_in_readyz_and_to_the_client_at_once(
+        self, server_without_gitlab, cast
+    ):
         """The issue's case: GITLAB_URL names nothing that answers. Nothing is cached."""
-        server, process = start_live_server(
-            tmp_path, "http://127.0.0.1:9", GITLAB_OUTAGE_RETRYABLE="0", GITLAB_TIMEOUT="2"
-        )
-        try:
-            readyz = requests.get(f"{server.url}/readyz", timeout=30).json()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-            env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(cast.project.path),
-                        "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
-            done = subprocess.run([sys.executable, "-c", SET_EXPERIMENT], env=env,
-                                  capture_output=True, text=True, timeout=120)  # fmt: skip
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        server = server_without_gitlab
+        readyz = requests.get(f"{server.url}/readyz", timeout=30).json()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(cast.project.path),
+                    "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", SET_EXPERIMENT], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
 
         assert "WARNING: GitLab at http://127.0.0.1:9 unreachable" in server.log.read_text()
         assert readyz["gitlab"] == "unreachable (ConnectionError)"

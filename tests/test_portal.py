@@ -88,7 +88,8 @@ class TestManyProjects:
     def member_of_402(self, client, monkeypatch):
         from datetime import UTC, datetime
 
-        from mlflow_bridge.activity import Activity, RecentRun
+        from mlflow_bridge.embedded.activity import RecentRun
+        from projects.models import ProjectUsage
         from sharinghub_mlflow import portal
 
         answer_gitlab(*[listed(6000 + i, f"ml/p{i:03}", 30 if i % 2 else 20) for i in range(402)])
@@ -98,7 +99,7 @@ class TestManyProjects:
             portal,
             "activity_of",
             lambda workspaces: (
-                {busy: Activity(experiments=1, runs=2, last_activity=now)}
+                {busy: ProjectUsage(experiments=1, runs=2, last_activity=now)}
                 if busy in workspaces
                 else {}
             ),

@@ -33,36 +33,34 @@ def experiment_named(server, path: str, token: str, name: str = "kept"):
 
 
 class TestRename:
-    def test_it_serves_the_same_experiments_at_the_new_path(self, gitlab, gunicorn_server, owner):
-        project, experiment_id = seeded(gitlab, gunicorn_server, owner, "moves/a/churn")
+    def test_it_serves_the_same_experiments_at_the_new_path(self, gitlab, site, owner):
+        project, experiment_id = seeded(gitlab, site, owner, "moves/a/churn")
 
         gitlab.rename(project, "moves/b/churn-renamed")
-        at_new = experiment_named(gunicorn_server, "moves/b/churn-renamed", owner.token)
+        at_new = experiment_named(site, "moves/b/churn-renamed", owner.token)
 
         assert at_new.status_code == 200
         assert at_new.json()["experiment"]["experiment_id"] == experiment_id
 
-    def test_it_answers_404_at_an_old_path_gitlab_no_longer_resolves(
-        self, gitlab, gunicorn_server, owner
-    ):
-        project, _ = seeded(gitlab, gunicorn_server, owner, "moves/c/churn")
+    def test_it_answers_404_at_an_old_path_gitlab_no_longer_resolves(self, gitlab, site, owner):
+        project, _ = seeded(gitlab, site, owner, "moves/c/churn")
         gitlab.rename(project, "moves/d/churn")
-        experiment_named(gunicorn_server, "moves/d/churn", owner.token)
+        experiment_named(site, "moves/d/churn", owner.token)
 
-        at_old = experiment_named(gunicorn_server, "moves/c/churn", owner.token)
-        missing = experiment_named(gunicorn_server, "moves/no/such", owner.token)
+        at_old = experiment_named(site, "moves/c/churn", owner.token)
+        missing = experiment_named(site, "moves/no/such", owner.token)
 
         assert at_old.status_code == 404
         assert at_old.content == missing.content
 
     def test_it_serves_the_same_project_at_an_old_path_gitlab_still_resolves(
-        self, gitlab, gunicorn_server, owner
+        self, gitlab, site, owner
     ):
-        project, experiment_id = seeded(gitlab, gunicorn_server, owner, "moves/e/churn")
+        project, experiment_id = seeded(gitlab, site, owner, "moves/e/churn")
         gitlab.rename(project, "moves/f/churn", keep_old=True)
 
-        at_old = experiment_named(gunicorn_server, "moves/e/churn", owner.token)
-        at_new = experiment_named(gunicorn_server, "moves/f/churn", owner.token)
+        at_old = experiment_named(site, "moves/e/churn", owner.token)
+        at_new = experiment_named(site, "moves/f/churn", owner.token)
 
         assert at_old.json()["experiment"]["experiment_id"] == experiment_id
         assert at_new.json()["experiment"]["experiment_id"] == experiment_id
@@ -76,13 +74,13 @@ class TestArchived:
         project.direct[owner.id] = 50
         return project
 
-    def test_it_lets_members_read_an_archived_project(self, gunicorn_server, archived, owner):
-        api = Api(gunicorn_server.tracking_uri(archived.path), owner.token)
+    def test_it_lets_members_read_an_archived_project(self, site, archived, owner):
+        api = Api(site.tracking_uri(archived.path), owner.token)
 
         assert api.post("experiments/search", SEARCH).status_code == 200
 
-    def test_it_refuses_writes_even_to_the_owner(self, gunicorn_server, archived, owner):
-        api = Api(gunicorn_server.tracking_uri(archived.path), owner.token)
+    def test_it_refuses_writes_even_to_the_owner(self, site, archived, owner):
+        api = Api(site.tracking_uri(archived.path), owner.token)
 
         response = api.post("experiments/create", {"name": "late"})
 

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from mlflow_bridge import purge
+from mlflow_bridge.operations import purge
 from projects.models import GitLabProject, ProjectUsage
 from tests.gitlab_double import GitLabDouble
 from tests.inprocess import Tracking

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.rewrite import RequestRewriter, plainly_lacks
-from mlflow_bridge.routes import route_for
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.rewrite import RequestRewriter, plainly_lacks
+from mlflow_bridge.edge.routes import route_for
 
 
 def rewriter(rule: str, method: str = "POST") -> RequestRewriter:

@@ -1,4 +1,4 @@
-"""The role matrix against a live server: GitLab roles become MLflow rights, per route class."""
+"""The role matrix, in-process: GitLab roles become MLflow rights, per route class."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from tests.api import Api
 _fresh = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def project_uri(gunicorn_server, cast) -> str:
-    return gunicorn_server.tracking_uri(cast.project.path)
+@pytest.fixture
+def project_uri(site, cast) -> str:
+    return site.tracking_uri(cast.project.path)
 
 
-@pytest.fixture(scope="module")
-def seeded(project_a) -> dict:
-    return project_a[1]
+@pytest.fixture
+def seeded(site_project_a) -> dict:
+    return site_project_a[1]
 
 
 def reads(s: dict) -> list:
@@ -174,12 +174,10 @@ def test_it_refuses_deletes_to_read_only_roles(who, cast, project_uri, seeded):
 
 
 @pytest.mark.parametrize("who", OUTSIDERS)
-def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(
-    who, cast, gunicorn_server, seeded
-):
+def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(who, cast, site, seeded):
     token = getattr(cast, who).token
-    existing = Api(gunicorn_server.tracking_uri(cast.project.path), token)
-    missing = Api(gunicorn_server.tracking_uri("ml/team/no-such-project"), token)
+    existing = Api(site.tracking_uri(cast.project.path), token)
+    missing = Api(site.tracking_uri("ml/team/no-such-project"), token)
 
     for name, method, path, kwargs in reads(seeded) + writes(seeded):
         on_existing = existing.call(method, path, **kwargs)
@@ -188,14 +186,10 @@ def test_it_answers_404_to_non_members_exactly_as_for_a_missing_project(
         assert on_existing.content == on_missing.content, name
 
 
-def test_it_treats_a_public_project_like_a_private_one_for_non_members(
-    gitlab, cast, gunicorn_server
-):
+def test_it_treats_a_public_project_like_a_private_one_for_non_members(gitlab, cast, site):
     public = gitlab.add_project("ml/open/churn", visibility="public")
 
-    response = Api(gunicorn_server.tracking_uri(public.path), cast.charlie.token).get(
-        "experiments/search"
-    )
+    response = Api(site.tracking_uri(public.path), cast.charlie.token).get("experiments/search")
 
     assert response.status_code == 404
 

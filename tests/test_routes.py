@@ -2,8 +2,7 @@
 
 import pytest
 
-from mlflow_bridge.mlflow_app import flask_app
-from mlflow_bridge.routes import (
+from mlflow_bridge.edge.routes import (
     _TABLE,
     ROUTES,
     Action,
@@ -13,6 +12,7 @@ from mlflow_bridge.routes import (
     route_for,
     uncovered_routes,
 )
+from mlflow_bridge.embedded.mlflow_app import flask_app
 
 
 @pytest.fixture(scope="module")

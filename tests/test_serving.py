@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from mlflow_bridge import serving
-from tests.conftest import ROOT
+from mlflow_bridge.embedded import serving
+from tests.live import ROOT
 
 OPTIONS = {"bind": "0.0.0.0:8000", "workers": 4, "threads": 2, "timeout": 900,
            "graceful_timeout": 45}  # fmt: skip
@@ -92,7 +92,7 @@ class TestEffectiveConfiguration:
     def test_it_runs_workers_that_refuse_in_mlflows_json_shape(self, threads, worker):
         argv = serving.gunicorn_argv({**OPTIONS, "threads": threads})
 
-        assert argv[argv.index("--worker-class") + 1] == f"mlflow_bridge.workers.{worker}"
+        assert argv[argv.index("--worker-class") + 1] == f"mlflow_bridge.embedded.workers.{worker}"
 
 
 class TestWorker:

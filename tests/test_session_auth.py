@@ -1,36 +1,33 @@
-"""Browser sessions at the tracking API, against the live server: same-origin writes only,
-token headers before the session, GitLab tokens refreshed once and logins that expire."""
+"""Browser sessions at the tracking API, in-process: same-origin writes only, token headers
+before the session, GitLab tokens refreshed and logins that expire. Two workers racing to
+refresh one token: tests/server/test_session_auth.py."""
 
 from __future__ import annotations
-
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from projects.oauth import REFRESH_MARGIN
 from tests.api import Api
-from tests.sessions import log_in
+from tests.sessions import due_for_refresh, log_in
 
 EVIL = "https://evil.example"
 SEARCH = "ajax-api/2.0/mlflow/experiments/search?max_results=5"
 
 
-@pytest.fixture(scope="module")
-def uri(gunicorn_server, cast) -> str:
-    return gunicorn_server.tracking_uri(cast.project.path)
-
-
-@pytest.fixture(scope="module")
-def seeded(project_a) -> dict:
-    return project_a[1]
+@pytest.fixture
+def uri(site, cast) -> str:
+    return site.tracking_uri(cast.project.path)
 
 
 @pytest.fixture
-def dave(gunicorn_server, gitlab, cast) -> requests.Session:
+def seeded(site_project_a) -> dict:
+    return site_project_a[1]
+
+
+@pytest.fixture
+def dave(site, gitlab, cast) -> requests.Session:
     """Dave (Developer) logged in; his session speaks JSON like MLflow's UI."""
-    session = log_in(gunicorn_server.url, gitlab, cast.dave)
+    session = log_in(site.url, gitlab, cast.dave)
     session.headers["Accept"] = "application/json"
     return session
 
@@ -42,10 +39,10 @@ def experiment_names(uri: str, token: str) -> set[str]:
 
 
 class TestSameOrigin:
-    def test_it_lets_the_site_itself_write_with_the_session(self, dave, uri, gunicorn_server):
+    def test_it_lets_the_site_itself_write_with_the_session(self, dave, uri, site):
         response = dave.post(uri + "ajax-api/2.0/mlflow/experiments/create",
                              json={"name": "from-the-ui"}, timeout=30,
-                             headers={"Origin": gunicorn_server.url})  # fmt: skip
+                             headers={"Origin": site.url})  # fmt: skip
 
         assert response.status_code == 200, response.text
 
@@ -107,12 +104,12 @@ class TestSameOrigin:
 
 class TestTokenBeforeSession:
     def test_it_acts_as_the_token_when_a_session_request_also_carries_one(
-        self, dave, uri, cast, gunicorn_server
+        self, dave, uri, cast, site
     ):
         response = dave.post(uri + "ajax-api/2.0/mlflow/experiments/create",
                              json={"name": "as-rita"}, timeout=30,
                              headers={"Authorization": f"Bearer {cast.rita.token}",
-                                      "Origin": gunicorn_server.url})  # fmt: skip
+                                      "Origin": site.url})  # fmt: skip
 
         assert response.status_code == 403
         assert "you are Reporter" in response.json()["message"]
@@ -124,21 +121,9 @@ class TestTokenBeforeSession:
         assert response.status_code == 401
 
 
-def due_for_refresh(gunicorn_server, gitlab, user) -> requests.Session:
-    """A session whose GitLab token enters the refresh margin two seconds after login."""
-    gitlab.oauth.token_lifetime = int(REFRESH_MARGIN.total_seconds()) + 2
-    try:
-        session = log_in(gunicorn_server.url, gitlab, user, next_url="/healthz")
-    finally:
-        gitlab.oauth.token_lifetime = 7200
-    session.headers["Accept"] = "application/json"
-    time.sleep(3)
-    return session
-
-
 class TestTokenRefresh:
-    def test_it_refreshes_a_token_before_it_expires(self, gunicorn_server, gitlab, cast, uri):
-        session = due_for_refresh(gunicorn_server, gitlab, cast.gina)
+    def test_it_refreshes_a_token_before_it_expires(self, site, gitlab, cast, uri):
+        session = due_for_refresh(site, gitlab, cast.gina)
         first = gitlab.oauth.grant_of(cast.gina)
 
         response = session.get(uri + SEARCH, timeout=30)
@@ -146,32 +131,10 @@ class TestTokenRefresh:
         assert response.status_code == 200
         assert gitlab.oauth.grant_of(cast.gina) is not first
 
-    def test_it_lets_exactly_one_of_two_racing_workers_refresh(
-        self, gunicorn_server, gitlab, cast, uri
-    ):
-        session = due_for_refresh(gunicorn_server, gitlab, cast.mark)
-        calls_before = gitlab.oauth.refresh_calls
-        gitlab.oauth.refresh_delay = 1.0  # both workers see the old token while one refreshes
-
-        def search(_: int) -> int:
-            racer = requests.Session()
-            racer.cookies.update(session.cookies)
-            return racer.get(uri + SEARCH, timeout=60,
-                             headers={"Accept": "application/json"}).status_code  # fmt: skip
-
-        try:
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                statuses = list(pool.map(search, range(4)))
-        finally:
-            gitlab.oauth.refresh_delay = 0.0
-
-        assert statuses == [200, 200, 200, 200]
-        assert gitlab.oauth.refresh_calls - calls_before == 1
-
     def test_it_logs_the_user_out_with_a_message_when_the_refresh_fails(
-        self, gunicorn_server, gitlab, cast, uri
+        self, site, gitlab, cast, uri
     ):
-        session = due_for_refresh(gunicorn_server, gitlab, cast.paula)
+        session = due_for_refresh(site, gitlab, cast.paula)
         gitlab.oauth.revoke_all(cast.paula)  # Paula revoked the application in GitLab
 
         api = session.get(uri + SEARCH, timeout=30)
@@ -180,5 +143,5 @@ class TestTokenRefresh:
         assert api.status_code == 401
         assert api.json()["message"] == "Your GitLab login has expired: log in again."
         assert "Basic" not in api.headers.get("WWW-Authenticate", "")
-        assert page.url.startswith(f"{gunicorn_server.url}/mlflow/login/")
+        assert page.url.startswith(f"{site.url}/mlflow/login/")
         assert "Your GitLab login has expired" in page.text

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from tests.api import Api
-from tests.conftest import start_live_server
+from tests.live import start_live_server, stop
 
 CLIENTS = 32
 METRICS_PER_CLIENT = 10
@@ -25,12 +25,12 @@ METRICS_PER_CLIENT = 10
 
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory, gitlab):
-    """`serve` with one worker and its default threads."""
+    """`serve` with one worker and its default threads, for both tests of this file: the last
+    one stops it. Its graceful shutdown (under test there) outlasts the upload in flight."""
     server, process = start_live_server(tmp_path_factory.mktemp("one-worker"), gitlab.url,
-                                        workers=1)  # fmt: skip
+                                        workers=1, GRACEFUL_TIMEOUT="30")  # fmt: skip
     yield server
-    process.terminate()
-    process.wait(timeout=60)
+    stop(process, grace=30)
 
 
 def log_concurrently(clients: list[MlflowClient], experiments: list[str]) -> list[str]:
@@ -94,8 +94,9 @@ def test_it_serves_32_concurrent_clients_of_two_projects_from_one_worker(
 CHUNK = b"x" * 65536
 
 
-def test_it_finishes_an_upload_in_flight_when_told_to_stop(tmp_path, gitlab):
-    server, process = start_live_server(tmp_path, gitlab.url, workers=1)
+def test_it_finishes_an_upload_in_flight_when_told_to_stop(one_worker, gitlab):
+    # Last in this file: it stops the server the first test used.
+    server, process = one_worker, one_worker.process
     uploader = gitlab.add_user("late-uploader")
     project = gitlab.add_project("crowd/team/stopping")
     project.direct[uploader.id] = 30

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from mlflow_bridge import usage
+from mlflow_bridge.operations import usage
 from projects.models import GitLabProject, ProjectUsage
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking

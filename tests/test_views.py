@@ -167,7 +167,7 @@ class TestHealth:
 class TestMlflowFailures:
     @responses.activate
     def test_it_answers_an_unhandled_mlflow_exception_in_json(self, client, monkeypatch):
-        from mlflow_bridge.mlflow_app import flask_app
+        from mlflow_bridge.embedded.mlflow_app import flask_app
 
         def broken():
             raise RuntimeError("boom")

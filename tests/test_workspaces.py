@@ -7,10 +7,10 @@ import pytest
 from tests.api import Api
 
 
-@pytest.fixture(scope="module")
-def api(gunicorn_server, cast, project_b) -> Api:
+@pytest.fixture
+def api(site, cast, site_project_b) -> Api:
     """Project A as Olivia, who also owns project B (whose workspace exists by now)."""
-    return Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
+    return Api(site.tracking_uri(cast.project.path), cast.olivia.token)
 
 
 @pytest.mark.parametrize("prefix", ["api", "ajax-api"])
@@ -58,8 +58,8 @@ def test_it_refuses_every_other_workspace_route(api, cast, method, path):
     )
 
 
-def test_it_answers_non_members_404_like_every_route(gunicorn_server, cast):
-    outsider = Api(gunicorn_server.tracking_uri(cast.project.path), cast.charlie.token)
+def test_it_answers_non_members_404_like_every_route(site, cast):
+    outsider = Api(site.tracking_uri(cast.project.path), cast.charlie.token)
 
     assert outsider.call("GET", "ajax-api/3.0/mlflow/workspaces").status_code == 404
 

@@ -54,27 +54,35 @@ def _admin_connection():
     return connection
 
 
-def fresh_postgres_database(label: str) -> str:
-    """The URL of a new, empty PostgreSQL database, dropped at the end of the session."""
+def fresh_postgres_database(label: str, template: str = "") -> str:
+    """The URL of a new PostgreSQL database, dropped at the end of the session: empty, or a
+    copy of the database `template` names (a URL)."""
     name = f"{_prefix}_{len(_created)}_{label}"
     connection = _admin_connection()
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[-1]}"' if template else ""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         connection.close()
     _created.append(name)
     return f"{POSTGRES_URL}/{name}"
 
 
-def database_env(label: str = "server") -> dict[str, str]:
+def database_env(label: str = "server", templates: dict[str, str] | None = None) -> dict[str, str]:
     """DATABASE_URL and MLFLOW_BACKEND_STORE_URI for a new live server: fresh databases on
-    PostgreSQL; nothing on SQLite (the server's DATA_DIR holds its files)."""
+    PostgreSQL (copies of `templates`' if given); nothing on SQLite (the server's DATA_DIR
+    holds its files)."""
     if TEST_DATABASE != "postgresql":
         return {}
+    templates = templates or {}
     return {
-        "DATABASE_URL": fresh_postgres_database(f"{label}_django"),
-        "MLFLOW_BACKEND_STORE_URI": fresh_postgres_database(f"{label}_mlflow"),
+        "DATABASE_URL": fresh_postgres_database(
+            f"{label}_django", templates.get("DATABASE_URL", "")
+        ),
+        "MLFLOW_BACKEND_STORE_URI": fresh_postgres_database(
+            f"{label}_mlflow", templates.get("MLFLOW_BACKEND_STORE_URI", "")
+        ),
     }
 
 

@@ -89,7 +89,11 @@ def main() -> None:
         print(json.dumps(fill(uri, spec)))
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a loaded machine: stop it for sure
+            server.kill()
+            server.wait()
 
 
 if __name__ == "__main__":

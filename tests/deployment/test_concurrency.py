@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from tests import testenv
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
+from tests.live import LiveServer, start_live_server, stop
 
 pytestmark = pytest.mark.skipif(
     testenv.TEST_DATABASE != "postgresql",
@@ -43,8 +43,7 @@ def server(tmp_path_factory, gitlab, databases) -> LiveServer:
         tmp_path_factory.mktemp("concurrency"), gitlab.url, workers=4, **databases
     )
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def mlflow_rows(databases: dict[str, str], query: str, **params) -> list[tuple]:

@@ -19,8 +19,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests import testenv
-from tests.conftest import ROOT, LiveServer, start_live_server
+from tests.live import ROOT, LiveServer, start_live_server, stop
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +40,11 @@ def old(tmp_path_factory, cast) -> dict:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory, gitlab) -> tuple[LiveServer, dict]:
-    databases = testenv.database_env("import")
-    server, process = start_live_server(tmp_path_factory.mktemp("import"), gitlab.url, **databases)
+    server, process = start_live_server(tmp_path_factory.mktemp("import"), gitlab.url)
+    databases = {k: v for k, v in server.env.items()
+                 if k in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI")}  # fmt: skip
     yield server, {**databases, "DATA_DIR": str(server.data_dir)}
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def import_sharinghub(target, old, *extra) -> str:

@@ -20,10 +20,9 @@ import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests import testenv
 from tests.api import Api, seed_project
-from tests.conftest import LiveServer, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
+from tests.live import LiveServer, start_live_server, stop
 
 HOOK_SECRET = "ops-hook-secret-0123456789"
 QUOTA = 1_000_000
@@ -46,11 +45,9 @@ def server(tmp_path_factory, gitlab, service_token) -> LiveServer:
         # A restored project is asked about again at once, not after a cached "no project".
         MEMBERSHIP_NEGATIVE_CACHE_TTL="0",
         DJANGO_SUPERUSER_PASSWORD="ops-admin-password",
-        **testenv.database_env("ops"),
     )
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 @pytest.fixture(scope="module")

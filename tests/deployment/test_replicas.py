@@ -14,9 +14,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests import testenv
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
+from tests.live import LiveServer, fresh_databases, start_live_server, stop
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -27,7 +26,7 @@ def replicas(tmp_path_factory, gitlab) -> tuple[LiveServer, LiveServer]:
     env = {
         "DATABASE_URL": f"sqlite:///{shared / 'django.sqlite3'}",
         "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{shared / 'mlflow.sqlite3'}",
-        **testenv.database_env("replicas"),
+        **fresh_databases(shared),  # migrated: SQLite files copied into `shared`
         "MLFLOW_ARTIFACTS_DESTINATION": str(shared / "artifacts"),
         "CACHE_URL": REDIS,
         "METRICS_TOKEN": "scrape-me",
@@ -36,8 +35,7 @@ def replicas(tmp_path_factory, gitlab) -> tuple[LiveServer, LiveServer]:
                for i in range(2)]  # fmt: skip
     yield tuple(server for server, _ in started)
     for _, process in started:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 @pytest.fixture

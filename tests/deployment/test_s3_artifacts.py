@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from moto.server import ThreadedMotoServer
 
 from tests.api import Api
-from tests.conftest import LiveServer, start_live_server
+from tests.live import LiveServer, start_live_server, stop
 
 BUCKET = "mlflow"
 PREFIX = "tenant/artifacts"
@@ -59,8 +59,7 @@ def server(tmp_path_factory, gitlab, s3_endpoint) -> LiveServer:
         **AWS,
     )
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 @pytest.fixture
@@ -193,7 +192,7 @@ class TestArtifactStoreOnS3:
         self, s3_endpoint, settings, monkeypatch
     ):
         """workspaces/p-1 must not reach workspaces/p-10: prefixes end with "/"."""
-        from mlflow_bridge import artifact_store
+        from mlflow_bridge.embedded import artifact_store
 
         settings.MLFLOW_ARTIFACTS_DESTINATION = f"s3://{BUCKET}/prefixes"
         monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3_endpoint)

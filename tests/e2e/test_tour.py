@@ -6,7 +6,7 @@ of MLflow's UI lies under SharingHub's bar; on every page no request to the serv
 except the deliberate refusals each test names. Screenshots land in test-output/tour/
 (gitignored).
 
-The tour has a server of its own, so that it can create the admin's staff user in its database.
+The tour runs on the shared live server, in whose database it creates the admin's staff user.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import testenv
-from tests.conftest import ROOT, start_live_server
 from tests.e2e.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -92,22 +90,12 @@ SCROLLED_TO_THE_END = """() => {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, gitlab):
-    """A live server of its own, with a staff user `tour-admin` in its database."""
-    env = {**gitlab.oauth.settings, **testenv.database_env("tour")}
-    live, process = start_live_server(tmp_path_factory.mktemp("tour"), gitlab.url, **env)
-    manage_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-    manage_env.update({"DATA_DIR": str(live.data_dir), "GITLAB_URL": gitlab.url, **env,
-                       "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD})  # fmt: skip
-    created = subprocess.run(
-        [sys.executable, "manage.py", "createsuperuser", "--noinput", "--username", "tour-admin",
-         "--email", "admin@example.com"],
-        cwd=ROOT, env=manage_env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
-    yield live
-    process.terminate()
-    process.wait(timeout=30)
+def server(gunicorn_server):
+    """The shared live server, with a staff user `tour-admin` in its database."""
+    gunicorn_server.manage("createsuperuser", "--noinput", "--username", "tour-admin",
+                           "--email", "admin@example.com",
+                           DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD)  # fmt: skip
+    return gunicorn_server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import redis
 import requests
 
 from tests.api import Api
-from tests.conftest import _free_port, start_live_server
+from tests.live import free_port, start_live_server, stop
 
 METRICS_TOKEN = "metrics-secret"
 
@@ -23,7 +23,7 @@ class OwnRedis:
     """A redis-server process this test starts and stops, keeping nothing on disk."""
 
     def __init__(self, directory: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.process: subprocess.Popen | None = None
 
@@ -47,8 +47,7 @@ class OwnRedis:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+        stop(self.process)
 
     def stored_keys(self) -> list[bytes]:
         return redis.Redis.from_url(self.url).keys("*")
@@ -70,8 +69,7 @@ def server_on_redis(tmp_path_factory, gitlab, own_redis):
         METRICS_TOKEN=METRICS_TOKEN,
     )  # fmt: skip
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def cache_errors(server) -> float:

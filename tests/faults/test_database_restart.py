@@ -20,7 +20,7 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import _free_port, gunicorn_workers, start_live_server, wait_until
+from tests.live import free_port, gunicorn_workers, start_live_server, stop, wait_until
 
 WRITERS = 3
 
@@ -40,7 +40,7 @@ class OwnPostgres:
 
     def __init__(self):
         self.programs = postgres_programs()
-        self.port = _free_port()
+        self.port = free_port()
         # Not under pytest's tmp_path: its parents are private to root, and PostgreSQL runs as
         # the postgres user.
         self.directory = Path(tempfile.mkdtemp(prefix="sharinghub-faults-postgres-"))
@@ -93,8 +93,7 @@ def server_on_postgres(tmp_path_factory, gitlab, own_postgres):
         MLFLOW_BACKEND_STORE_URI=own_postgres.create_database("mlflow"),
     )  # fmt: skip
     yield server, process
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 class Writer(threading.Thread):

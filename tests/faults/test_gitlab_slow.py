@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from tests.api import Api
-from tests.conftest import make_cast, start_live_server
+from tests.cast import make_cast
 from tests.gitlab_double import GitLabDouble
+from tests.live import start_live_server, stop
 
 FAILURES = 2
 COOL_OFF = 3
@@ -35,8 +36,7 @@ def server_on_slow_gitlab(tmp_path_factory, slow_gitlab):
         MEMBERSHIP_CACHE_TTL="1", MEMBERSHIP_NEGATIVE_CACHE_TTL="1",
     )  # fmt: skip
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def test_it_serves_known_members_through_a_slow_gitlab_without_waiting_on_it(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, _free_port, start_live_server
+from tests.live import ROOT, free_port
 
 SECRET = "pw-never-shown"
 
@@ -24,13 +24,13 @@ def serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
     env.update(DATA_DIR=str(tmp_path / "data"), GITLAB_URL="http://127.0.0.1:9",
                DJANGO_SETTINGS_MODULE="sharinghub_mlflow.settings", **settings)  # fmt: skip
     return subprocess.run(
-        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{_free_port()}"],
+        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{free_port()}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
 def nothing_listens() -> str:
-    return f"postgresql://postgres:{SECRET}@127.0.0.1:{_free_port()}/sharinghub"
+    return f"postgresql://postgres:{SECRET}@127.0.0.1:{free_port()}/sharinghub"
 
 
 @pytest.mark.parametrize(
@@ -55,15 +55,10 @@ def test_it_refuses_to_start_naming_the_setting_to_fix(tmp_path, setting, value)
     assert "Serving on" not in done.stdout
 
 
-def test_it_starts_with_an_unreachable_gitlab_and_says_which_setting(tmp_path):
-    server, process = start_live_server(tmp_path, "http://127.0.0.1:9", GITLAB_TIMEOUT="1")
-    try:
-        alive = requests.get(f"{server.url}/healthz", timeout=10)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def test_it_starts_with_an_unreachable_gitlab_and_says_which_setting(server_without_gitlab):
+    alive = requests.get(f"{server_without_gitlab.url}/healthz", timeout=10)
 
     assert alive.status_code == 200
-    log = server.log.read_text()
+    log = server_without_gitlab.log.read_text()
     assert "WARNING: GitLab at http://127.0.0.1:9 unreachable" in log
     assert "check GITLAB_URL" in log

@@ -18,19 +18,18 @@ import requests
 from mlflow import MlflowClient
 
 from tests.api import Api
-from tests.conftest import gunicorn_workers, start_live_server, wait_until
+from tests.live import gunicorn_workers, wait_until
 
 CHUNK = 64 * 1024
 SIZE = 64 * CHUNK  # 4 MiB
 STAGING_PREFIX = ".artifact.uploading."
 
 
-@pytest.fixture(scope="module")
-def server_with_workers(tmp_path_factory, gitlab):
-    server, process = start_live_server(tmp_path_factory.mktemp("killed"), gitlab.url, workers=2)
-    yield server, process
-    process.terminate()
-    process.wait(timeout=30)
+@pytest.fixture
+def server_with_workers(gunicorn_server):
+    """The shared live server (2 workers): gunicorn replaces the killed one, and the test waits
+    for the replacement, so the server serves on as before."""
+    return gunicorn_server, gunicorn_server.process
 
 
 class StalledBody:

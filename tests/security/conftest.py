@@ -1,4 +1,5 @@
-"""Project A holds secrets; Otto, a Developer of project B only, goes after them."""
+"""Project A holds secrets; Otto, a Developer of project B only, goes after them, in-process
+(tests/inprocess.py) unless a test needs a live server."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.cache import cache
+from django.db import transaction
+from django.test import override_settings
 
 from tests.api import Api
+from tests.inprocess import SITE_URL, Site, raw_call, site_settings
 
 MARKER = "a-secret-marker"
 SECRET_MODEL = "secret-model-a"
@@ -33,9 +38,8 @@ class Target:
                 self.dataset_id]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def target(project_a, cast) -> Target:
-    api, seeded = project_a
+def plant_secrets(api: Api, seeded: dict, workspace: str) -> Target:
+    """Project A's secrets, next to its seeded objects (tests/api.py), written as its owner."""
     experiment_id = api.ok("POST", "api/2.0/mlflow/experiments/create",
                            json={"name": MARKER})["experiment_id"]  # fmt: skip
     run_id = api.ok(
@@ -58,7 +62,7 @@ def target(project_a, cast) -> Target:
     dataset = api.ok("POST", "api/3.0/mlflow/datasets/create",
                      json={"name": MARKER, "experiment_ids": [experiment_id]})  # fmt: skip
     return Target(
-        workspace=f"p-{cast.project.id}",
+        workspace=workspace,
         experiment_id=experiment_id,
         run_id=run_id,
         logged_model_id=seeded["logged_model_id"],
@@ -69,13 +73,30 @@ def target(project_a, cast) -> Target:
 
 
 @pytest.fixture(scope="session")
-def attacker(gunicorn_server, cast, project_b) -> Api:
-    """Otto in his own project B: a Developer there, nobody in project A."""
-    return project_b[0]
+def target(site_seeds, django_db_blocker, gitlab, cast) -> Target:
+    """Project A's secrets, planted in-process once (MLflow's store keeps them; the Django rows
+    the planting wrote are rolled back, as for `site_seeds`)."""
+    site = Site()
+    with django_db_blocker.unblock(), override_settings(**site_settings(gitlab)):
+        with transaction.atomic():
+            api = site.api(cast.project.path, cast.olivia.token)
+            planted = plant_secrets(api, site_seeds["a"], f"p-{cast.project.id}")
+            transaction.set_rollback(True)
+        cache.clear()
+    return planted
+
+
+@pytest.fixture
+def attacker(site_project_b) -> Api:
+    """Otto in his own project B, in-process: a Developer there, nobody in project A."""
+    return site_project_b[0]
 
 
 def raw_request(url: str, method: str, raw_path: str, token: str, body: bytes = b"") -> tuple:
-    """Send a path exactly as written: HTTP clients would resolve dot segments first."""
+    """Send a path exactly as written: HTTP clients would resolve dot segments first. To the
+    site in-process (tests/inprocess.py) when `url` is its."""
+    if url == SITE_URL:
+        return raw_call(method, raw_path, {"Authorization": f"Bearer {token}"}, body)
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:

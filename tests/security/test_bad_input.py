@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlflow_bridge.routes import ROUTES
+from mlflow_bridge.edge.routes import ROUTES
 from tests.api import Api
 from tests.security.conftest import raw_request
 

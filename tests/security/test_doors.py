@@ -26,12 +26,12 @@ def encodings(workspace: str, inner: str) -> list[str]:
 @pytest.mark.parametrize("prefix", ["api", "ajax-api"])
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_it_keeps_every_spelling_of_an_artifact_path_inside_the_project(
-    prefix, method, gunicorn_server, cast, target
+    prefix, method, site, cast, target
 ):
-    base = gunicorn_server.tracking_uri(cast.other_project.path).removeprefix(gunicorn_server.url)
+    base = site.tracking_uri(cast.other_project.path).removeprefix(site.url)
     for spelling in encodings(target.workspace, target.artifact_path):
         status, body = raw_request(
-            gunicorn_server.url, method,
+            site.url, method,
             f"{base}{prefix}/2.0/mlflow-artifacts/artifacts/{spelling}",
             cast.otto.token, body=b"overwritten" if method == "PUT" else b"",
         )  # fmt: skip
@@ -50,9 +50,9 @@ def test_it_keeps_every_spelling_of_an_artifact_path_inside_the_project(
     ],
 )
 def test_it_refuses_climbing_paths_in_listing_and_ui_download_routes(
-    route, params, attacker, project_b
+    route, params, attacker, site_project_b
 ):
-    _, b = project_b
+    _, b = site_project_b
     response = attacker.call("GET", route, params={"run_id": b["run_id"], **params})
 
     assert response.status_code in (400, 404)
@@ -60,12 +60,12 @@ def test_it_refuses_climbing_paths_in_listing_and_ui_download_routes(
 
 
 @pytest.mark.parametrize("root", [".", "./", "workspaces", "%2e", "workspaces/p-1/.."])
-def test_it_never_deletes_the_artifact_root(root, gunicorn_server, cast, project_b):
-    api_b, b = project_b
-    base = gunicorn_server.tracking_uri(cast.other_project.path).removeprefix(gunicorn_server.url)
+def test_it_never_deletes_the_artifact_root(root, site, cast, site_project_b):
+    api_b, b = site_project_b
+    base = site.tracking_uri(cast.other_project.path).removeprefix(site.url)
 
     status, _ = raw_request(
-        gunicorn_server.url,
+        site.url,
         "DELETE",
         f"{base}api/2.0/mlflow-artifacts/artifacts/{root}",
         cast.otto.token,
@@ -76,8 +76,8 @@ def test_it_never_deletes_the_artifact_root(root, gunicorn_server, cast, project
     assert notes.content == b"seeded notes"
 
 
-def test_it_answers_graphql_for_members_with_only_their_data(attacker, project_b, target):
-    _, b = project_b
+def test_it_answers_graphql_for_members_with_only_their_data(attacker, site_project_b, target):
+    _, b = site_project_b
     query = ("query q($a: String, $b: String) {"
              " a: mlflowGetRun(input: {runId: $a}) { run { info { runId } } }"
              " b: mlflowGetRun(input: {runId: $b}) { run { info { runId } } } }")  # fmt: skip
@@ -115,8 +115,8 @@ def test_it_refuses_a_graphql_request_without_a_query(attacker):
          {"tags": [{"key": "gitlab.pipeline_id", "value": "1"}]}),
     ],
 )  # fmt: skip
-def test_it_refuses_storage_location_tags(method, path, body, attacker, project_b):
-    _, b = project_b
+def test_it_refuses_storage_location_tags(method, path, body, attacker, site_project_b):
+    _, b = site_project_b
     path = path.format(trace_id=b["trace_id"], model_id=b["logged_model_id"])
     body = {"run_id": b["run_id"], "experiment_id": b["experiment_id"], **body}
 
@@ -152,9 +152,9 @@ def test_it_answers_the_same_for_another_projects_experiment_and_a_missing_one(a
     ],
 )
 def test_it_ignores_headers_that_try_to_change_project_or_principal(
-    headers, gunicorn_server, cast, project_a, project_b, target
+    headers, site, cast, site_project_a, site_project_b, target
 ):
-    api_b, b = project_b
+    api_b, b = site_project_b
 
     response = api_b.call(
         "POST",
@@ -168,12 +168,10 @@ def test_it_ignores_headers_that_try_to_change_project_or_principal(
     assert MARKER not in response.text
 
 
-def test_it_acts_as_the_token_holder_whatever_else_is_sent(
-    gunicorn_server, cast, project_a, target
-):
-    api_a, _ = project_a
+def test_it_acts_as_the_token_holder_whatever_else_is_sent(site, cast, site_project_a, target):
+    api_a, _ = site_project_a
     before = snapshot(api_a, target)
-    forged = Api(gunicorn_server.tracking_uri(cast.project.path), cast.otto.token)
+    forged = Api(site.tracking_uri(cast.project.path), cast.otto.token)
 
     response = forged.call("POST", "api/2.0/mlflow/runs/set-tag", headers={
         "Cookie": f"sessionid=x; token={cast.olivia.token}", "PRIVATE-TOKEN": cast.olivia.token,

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from mlflow_bridge.routes import ROUTES, Route
+from mlflow_bridge.edge.routes import ROUTES, Route
 from tests.api import Api
 from tests.security.conftest import SECRET_MODEL, Target, snapshot
 
@@ -82,9 +82,9 @@ def test_it_refuses_or_answers_only_project_b_data_on_every_route(prefix, attack
     assert leaks == []
 
 
-def test_it_answers_404_on_every_route_of_project_a_to_a_non_member(gunicorn_server, cast, target):
-    outsider = Api(gunicorn_server.tracking_uri(cast.project.path), cast.otto.token)
-    missing = Api(gunicorn_server.tracking_uri("ml/team/missing"), cast.otto.token)
+def test_it_answers_404_on_every_route_of_project_a_to_a_non_member(site, cast, target):
+    outsider = Api(site.tracking_uri(cast.project.path), cast.otto.token)
+    missing = Api(site.tracking_uri("ml/team/missing"), cast.otto.token)
 
     for route in ROUTES:
         on_a = attack(outsider, route, "api", target)
@@ -93,8 +93,8 @@ def test_it_answers_404_on_every_route_of_project_a_to_a_non_member(gunicorn_ser
         assert on_a.content == on_missing.content, route
 
 
-def test_it_leaves_project_a_unchanged_after_every_attack(project_a, attacker, target):
-    api_a, _ = project_a
+def test_it_leaves_project_a_unchanged_after_every_attack(site_project_a, attacker, target):
+    api_a, _ = site_project_a
     before = snapshot(api_a, target)
 
     for prefix in ("api", "ajax-api"):

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.api import Api
-from tests.conftest import start_live_server
+from tests.live import start_live_server, stop
 
 LIMIT = 1024 * 1024
 HUGE = 200 * 1024 * 1024
@@ -25,8 +25,7 @@ def one_worker(tmp_path_factory, gitlab):
         MAX_JSON_BODY_SIZE=str(LIMIT),
     )  # fmt: skip
     yield server, process.pid
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def workers_rss(master_pid: int) -> int:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from mlflow_bridge.routes import ROUTES
+from mlflow_bridge.edge.routes import ROUTES
 from tests.api import Api
 from tests.security.test_every_route import attack
 
 
 @pytest.fixture
-def dave_api(gunicorn_server, cast) -> Api:
+def dave_api(site, cast) -> Api:
     """Dave's read_api token, used first: his membership is now in the cache."""
-    api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.dave.token)
+    api = Api(site.tracking_uri(cast.project.path), cast.dave.token)
     api.ok("POST", "api/2.0/mlflow/experiments/search", json={"max_results": 1})
     return api
 
@@ -30,7 +30,7 @@ def refused_everywhere(api: Api, target) -> list[tuple[str, str, str, int]]:
 
 
 def test_it_refuses_a_read_user_token_of_a_member_on_every_route(
-    gunicorn_server, gitlab, cast, dave_api, target
+    site, gitlab, cast, dave_api, target
 ):
     read_user_token = gitlab.add_token(cast.dave, scopes=("read_user",))
     api = Api(dave_api.uri, read_user_token)
@@ -42,7 +42,7 @@ def test_it_refuses_a_read_user_token_of_a_member_on_every_route(
 
 
 def test_it_refuses_an_oauth_token_without_read_api_on_every_route(
-    gunicorn_server, gitlab, cast, dave_api, target
+    site, gitlab, cast, dave_api, target
 ):
     oauth_token = gitlab.oauth.issue(cast.dave, scopes=("read_user", "openid"))
     api = Api(dave_api.uri, oauth_token)
@@ -56,7 +56,7 @@ def test_it_still_serves_the_read_api_token_of_the_same_member(gitlab, cast, dav
     assert dave_api.post("experiments/search", {"max_results": 1}).status_code == 200
 
 
-def test_it_serves_a_second_read_api_token_of_a_member(gunicorn_server, gitlab, cast, dave_api):
+def test_it_serves_a_second_read_api_token_of_a_member(site, gitlab, cast, dave_api):
     api = Api(dave_api.uri, gitlab.add_token(cast.dave, scopes=("read_api",)))
 
     assert api.post("experiments/search", {"max_results": 1}).status_code == 200

@@ -14,7 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tests.api import Api
-from tests.conftest import start_live_server
+from tests.live import start_live_server, stop
 
 FLOOD = 1000
 # The README's bound, with the default rates: FAILED_AUTHENTICATIONS_PER_ADDRESS (10/min)
@@ -58,8 +58,7 @@ def throttled_server(tmp_path_factory, gitlab):
         CACHE_URL="redis://127.0.0.1:6379/3",  # a database no other test flushes
     )
     yield server
-    process.terminate()
-    process.wait(timeout=30)
+    stop(process)
 
 
 def test_it_bounds_gitlab_calls_of_a_flood_and_serves_members_elsewhere(

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlflow_bridge import collect, usage
+from mlflow_bridge.operations import collect, usage
 from projects.models import GitLabProject
 from projects.units import age, human
 

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mlflow_bridge.sharinghub_import import ImportRefused, SharingHubImport
+from mlflow_bridge.embedded.sharinghub_import import ImportRefused, SharingHubImport
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.utils import timezone
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlflow_bridge import purge
+from mlflow_bridge.operations import purge
 from projects.models import GitLabProject
 from projects.units import age, human
 

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from mlflow_bridge import preflight, serving
+from mlflow_bridge.embedded import serving
+from mlflow_bridge.operations import preflight
 from projects import gitlab
 
 

@@ -1,12 +1,11 @@
 """`python manage.py upgrade`: both databases' migrations, without serving (Kubernetes' Job)."""
 
-from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from mlflow_bridge import mlflow_app
+from mlflow_bridge.embedded import mlflow_app
 
 
 def pending() -> list[str]:
@@ -14,16 +13,8 @@ def pending() -> list[str]:
     executor = MigrationExecutor(connections["default"])
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     found = [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
-    from mlflow.exceptions import MlflowException
-    from mlflow.store.db.utils import _verify_schema, create_sqlalchemy_engine
-
-    engine = create_sqlalchemy_engine(settings.MLFLOW_BACKEND_STORE_URI)
-    try:
-        _verify_schema(engine)
-    except MlflowException:
+    if not mlflow_app.schema_is_current():
         found.append("MLflow's database schema")
-    finally:
-        engine.dispose()
     return found
 
 

@@ -6,7 +6,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from mlflow_bridge import usage
+from mlflow_bridge.operations import usage
 from projects.units import human
 
 

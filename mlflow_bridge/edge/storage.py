@@ -15,8 +15,8 @@ import posixpath
 import re
 from urllib.parse import unquote
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.rewrite import JOB_TAG_KEYS
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.rewrite import JOB_TAG_KEYS
 
 # Request fields (query or JSON) that hold an artifact path.
 PATH_FIELDS = ("path", "artifact_path")

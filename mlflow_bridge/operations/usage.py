@@ -8,25 +8,14 @@ each). `measure()` stores the figures in ProjectUsage with the time they were ta
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 from django.db import transaction
 from django.utils import timezone
 
-from mlflow_bridge import artifact_store
-from mlflow_bridge.activity import Activity, activity_of
-from mlflow_bridge.mlflow_app import flask_app
-from projects.models import GitLabProject, ProjectUsage
+from mlflow_bridge.embedded import artifact_store, mlflow_app
+from mlflow_bridge.embedded.activity import activity_of
+from projects.models import USAGE_FIGURES, GitLabProject, ProjectUsage
 
 WORKSPACE_PREFIX = "p-"
-
-
-@dataclass
-class Usage(Activity):
-    """A workspace's counts and last change (activity.py), with its artifacts' size."""
-
-    artifact_bytes: int = 0
-    artifact_files: int = 0
 
 
 def project_id_of(workspace: str) -> int | None:
@@ -37,27 +26,24 @@ def project_id_of(workspace: str) -> int | None:
 
 def workspaces() -> list[str]:
     """Every project workspace MLflow knows, data or not."""
-    flask_app()
-    from mlflow.server.workspace_helpers import _get_workspace_store
-
-    names = [workspace.name for workspace in _get_workspace_store().list_workspaces()]
+    names = mlflow_app.workspace_names()
     return sorted((name for name in names if project_id_of(name) is not None), key=project_id_of)
 
 
-def database_figures() -> dict[str, Usage]:
+def database_figures() -> dict[str, ProjectUsage]:
     """Counts and last activity of every workspace with data, from MLflow's database."""
-    return activity_of(make=Usage)
+    return activity_of()
 
 
-def measure_workspace(workspace: str, figures: Usage | None = None) -> Usage:
-    usage = figures or Usage()
+def measure_workspace(workspace: str, figures: ProjectUsage | None = None) -> ProjectUsage:
+    usage = figures or ProjectUsage()
     usage.artifact_bytes, usage.artifact_files = artifact_store.size(
         artifact_store.workspace_directory(workspace)
     )
     return usage
 
 
-def measure(only: list[str] | None = None) -> dict[str, Usage]:
+def measure(only: list[str] | None = None) -> dict[str, ProjectUsage]:
     """Measure every project workspace (or `only` these) and store the figures of projects the
     service knows. Returns the figures by workspace."""
     figures = database_figures()
@@ -68,7 +54,7 @@ def measure(only: list[str] | None = None) -> dict[str, Usage]:
     return measured
 
 
-def store(measured: dict[str, Usage]) -> None:
+def store(measured: dict[str, ProjectUsage]) -> None:
     known = set(
         GitLabProject.objects.filter(
             id__in=[project_id_of(workspace) for workspace in measured]
@@ -79,25 +65,25 @@ def store(measured: dict[str, Usage]) -> None:
         for workspace, usage in measured.items():
             if (project_id := project_id_of(workspace)) in known:
                 ProjectUsage.objects.update_or_create(
-                    project_id=project_id, defaults={**asdict(usage), "measured_at": now}
+                    project_id=project_id, defaults={**usage.figures(), "measured_at": now}
                 )
 
 
-def cached(project_id: int) -> Usage | None:
+def cached(project_id: int) -> ProjectUsage | None:
     """The stored figures of one project, or None when it was never measured."""
     row = ProjectUsage.objects.filter(project_id=project_id).first()
-    return None if row is None else cached_row(row)
+    return row
 
 
-COLUMNS = ["project_id", "path", "orphaned_at", *(f.name for f in fields(Usage)), "measured_at"]
+COLUMNS = ["project_id", "path", "orphaned_at", *USAGE_FIGURES, "measured_at"]
 
 
-def report(measured: dict[str, Usage] | None = None) -> list[dict]:
+def report(measured: dict[str, ProjectUsage] | None = None) -> list[dict]:
     """Rows for reports, largest first: the figures just measured, or else the stored ones
     with their `measured_at`."""
     if measured is None:
         rows = [
-            _row(row.project_id, row.project, cached_row(row), row.measured_at)
+            _row(row.project_id, row.project, row, row.measured_at)
             for row in ProjectUsage.objects.select_related("project")
         ]
     else:
@@ -110,16 +96,14 @@ def report(measured: dict[str, Usage] | None = None) -> list[dict]:
     return sorted(rows, key=lambda row: (-row["artifact_bytes"], row["project_id"]))
 
 
-def _row(project_id: int, project: GitLabProject | None, figures: Usage, measured_at) -> dict:
+def _row(
+    project_id: int, project: GitLabProject | None, figures: ProjectUsage, measured_at
+) -> dict:
     """One report row; `path` is empty for a workspace whose project the service never saw."""
     return {
         "project_id": project_id,
         "path": project.path if project else "",
         "orphaned_at": project.orphaned_at if project else None,
-        **asdict(figures),
+        **figures.figures(),
         "measured_at": measured_at,
     }
-
-
-def cached_row(row: ProjectUsage) -> Usage:
-    return Usage(**{field.name: getattr(row, field.name) for field in fields(Usage)})

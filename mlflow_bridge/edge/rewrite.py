@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import Route
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import Route
 from projects.records import ProjectAccess
 
 DEFAULT_EXPERIMENT = "0"

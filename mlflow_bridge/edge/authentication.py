@@ -30,8 +30,8 @@ from django.http import HttpRequest
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from mlflow_bridge import throttling
-from mlflow_bridge.errors import CHALLENGE, BridgeError, Unauthenticated, token_refused
+from mlflow_bridge.edge import throttling
+from mlflow_bridge.edge.errors import CHALLENGE, BridgeError, Unauthenticated, token_refused
 from projects import access, gitlab, oauth
 from projects.models import GitLabUser
 

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 from mlflow.exceptions import MlflowException
 from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import RUN_ARTIFACT_RULE
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import RUN_ARTIFACT_RULE
 
 MAX_HOPS = 10
 

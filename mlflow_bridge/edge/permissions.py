@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from rest_framework.permissions import BasePermission
 
-from mlflow_bridge.errors import not_found
-from mlflow_bridge.routes import Action, Route
+from mlflow_bridge.edge.errors import not_found
+from mlflow_bridge.edge.routes import Action, Route
 from projects import access
 
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from mlflow_bridge import mlflow_app
+from mlflow_bridge.embedded import mlflow_app
 
 SUFFIX = re.compile(r"^(?P<name>.+) \((?P<id>[0-9]+)\)$")
 PROJECT_TAG = "project"

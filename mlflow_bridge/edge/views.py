@@ -23,23 +23,22 @@ from rest_framework.views import APIView
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from mlflow_bridge import (
+from mlflow_bridge.edge import (
     authorship,
     dispatch,
     messages,
-    mlflow_app,
     ownership,
     quota,
-    registry,
     storage,
     throttling,
     ui_answers,
 )
-from mlflow_bridge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
-from mlflow_bridge.errors import BridgeError, Unauthenticated, not_found, too_large
-from mlflow_bridge.permissions import permissions_for
-from mlflow_bridge.rewrite import RequestRewriter, tag_job_run
-from mlflow_bridge.routes import BodyKind, Route, route_for
+from mlflow_bridge.edge.authentication import GitLabSessionAuthentication, GitLabTokenAuthentication
+from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, not_found, too_large
+from mlflow_bridge.edge.permissions import permissions_for
+from mlflow_bridge.edge.rewrite import RequestRewriter, tag_job_run
+from mlflow_bridge.edge.routes import BodyKind, Route, route_for
+from mlflow_bridge.embedded import mlflow_app, parse, registry
 from projects import access
 
 TRACKING_SEGMENT = "tracking"
@@ -321,7 +320,7 @@ def forward(request: Request) -> HttpResponse:
         body=body,
         headers=headers,
     )
-    with messages.reused(getattr(request, "parsed", None)):
+    with parse.reused(getattr(request, "parsed", None)):
         response = dispatch.call_mlflow(environ, project.workspace)
     quota.record(project, request, route, upload_size, response.status_code)
     return response

@@ -1,8 +1,10 @@
 """PROJECT_ARTIFACT_QUOTA_BYTES: an upload that would take a project beyond it is refused.
 
 The check runs before MLflow reads a byte of the upload, so a refused upload leaves nothing
-behind. A project's usage is its ProjectUsage figure (measured by `usage`, or now on its first
-upload), plus what each accepted upload added since; a delete re-measures the project. Uploads
+behind. A project's usage is its stored ProjectUsage figure (measured by `usage` beside the
+request path, or here on its first upload), plus what each accepted upload added since; a
+delete re-lists the project's directory. Both measurements are the seam's (MLflow's counts and
+artifact store): the request path never imports the operations code. Uploads
 in flight at the same moment are each checked against the usage before them, so together they
 may overshoot by at most their own sizes. Reads and deletes are never checked.
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest
+from django.utils import timezone
 
-from mlflow_bridge import artifact_store, usage
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import Action, BodyKind, Route
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import Action, BodyKind, Route
+from mlflow_bridge.embedded import artifact_store
+from mlflow_bridge.embedded.activity import activity_of
 from projects.models import GitLabProject, ProjectUsage
 from projects.units import human
 
@@ -40,7 +44,15 @@ def _used(project: GitLabProject) -> int:
     if row is not None:
         return row.artifact_bytes
     # Never measured: all its figures now, once (`usage` keeps them current afterwards).
-    return usage.measure([project.workspace])[project.workspace].artifact_bytes
+    workspace = project.workspace
+    figures = activity_of([workspace]).get(workspace) or ProjectUsage()
+    figures.artifact_bytes, figures.artifact_files = artifact_store.size(
+        artifact_store.workspace_directory(workspace)
+    )
+    ProjectUsage.objects.update_or_create(
+        project=project, defaults={**figures.figures(), "measured_at": timezone.now()}
+    )
+    return figures.artifact_bytes
 
 
 def _remeasure_artifacts(project: GitLabProject) -> None:

@@ -6,15 +6,14 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
 from sqlalchemy import TextClause, bindparam, text
 
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.embedded.mlflow_app import registry_store, tracking_store
+from projects.models import ProjectUsage
 
 # Each: (workspace, count, last change in epoch milliseconds) per workspace. `{among}` keeps
 # the workspaces asked for ("IN :workspaces"), or every one ("IS NOT NULL": a workspace always is).
@@ -44,22 +43,10 @@ REGISTRY_COUNTS = {
 }
 
 
-@dataclass
-class Activity:
-    experiments: int = 0
-    runs: int = 0
-    registered_models: int = 0
-    logged_models: int = 0
-    traces: int = 0
-    last_activity: datetime | None = None
-
-    def saw(self, milliseconds: int | None) -> None:
-        if milliseconds:
-            seen = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
-            self.last_activity = max(self.last_activity or seen, seen)
-
-
-Figures = TypeVar("Figures", bound=Activity)
+def _saw(figures: ProjectUsage, milliseconds: int | None) -> None:
+    if milliseconds:
+        seen = datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+        figures.last_activity = max(figures.last_activity or seen, seen)
 
 
 def _query(sql: str, selected: bool) -> TextClause:
@@ -69,29 +56,25 @@ def _query(sql: str, selected: bool) -> TextClause:
     return query.bindparams(bindparam("workspaces", expanding=True))
 
 
-def activity_of(
-    workspaces: list[str] | None = None, make: Callable[[], Figures] = Activity
-) -> dict[str, Figures]:
-    """The figures of the given workspaces (of every one when None) that have any MLflow data;
-    others are left out. `make` builds each workspace's figures (an Activity or a subclass)."""
+def activity_of(workspaces: list[str] | None = None) -> dict[str, ProjectUsage]:
+    """The counts and last change of the given workspaces (of every one when None) that have
+    any MLflow data, others left out; each as an unsaved ProjectUsage (projects.models'
+    UsageFigures: the one definition of the usage figures), its artifact figures at 0."""
     if workspaces is not None and not workspaces:
         return {}
-    flask_app()
-    from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
-
-    found: dict[str, Figures] = {}
+    found: dict[str, ProjectUsage] = {}
     parameters = {"workspaces": workspaces, "prompt_tag": IS_PROMPT_TAG_KEY}
     for store, counts in [
-        (_get_tracking_store(), TRACKING_COUNTS),
-        (_get_model_registry_store(), REGISTRY_COUNTS),
+        (tracking_store(), TRACKING_COUNTS),
+        (registry_store(), REGISTRY_COUNTS),
     ]:
         with store.engine.connect() as connection:
             for field, sql in counts.items():
                 rows = connection.execute(_query(sql, workspaces is not None), parameters)
                 for workspace, count, last_change in rows:
-                    figures = found.setdefault(workspace, make())
+                    figures = found.setdefault(workspace, ProjectUsage())
                     setattr(figures, field, count)
-                    figures.saw(last_change)
+                    _saw(figures, last_change)
     return found
 
 
@@ -118,11 +101,8 @@ def recent_runs(workspaces: list[str], limit: int = 10) -> list[RecentRun]:
     """The latest `limit` active runs of these workspaces, newest first, in one query."""
     if not workspaces:
         return []
-    flask_app()
-    from mlflow.server.handlers import _get_tracking_store
-
     query = text(RECENT_RUNS).bindparams(bindparam("workspaces", expanding=True))
-    with _get_tracking_store().engine.connect() as connection:
+    with tracking_store().engine.connect() as connection:
         rows = connection.execute(query, {"workspaces": workspaces, "limit": limit})
         return [
             RecentRun(

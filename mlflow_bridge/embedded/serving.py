@@ -38,7 +38,7 @@ LIMIT_REQUEST_LINE = 8190
 def worker_class(threads: int) -> str:
     """gunicorn's sync or gthread worker, with its refusals in MLflow's JSON shape."""
     name = "JsonErrorThreadWorker" if threads > 1 else "JsonErrorSyncWorker"
-    return f"mlflow_bridge.workers.{name}"
+    return f"mlflow_bridge.embedded.workers.{name}"
 
 
 def wsgi_target() -> str:

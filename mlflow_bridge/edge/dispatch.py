@@ -34,10 +34,9 @@ from collections.abc import Iterable, Iterator
 
 from django.http import JsonResponse, StreamingHttpResponse
 from gunicorn.http.errors import ParseException
-from mlflow.utils.workspace_context import ServerWorkspaceContext
 
-from mlflow_bridge.errors import BridgeError, database_unavailable, error_response
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.edge.errors import BridgeError, database_unavailable, error_response
+from mlflow_bridge.embedded.mlflow_app import flask_app, in_workspace
 
 DROPPED_ENVIRON_KEYS = frozenset(
     {
@@ -175,7 +174,7 @@ class _InWorkspace:
     def __iter__(self) -> Iterator[bytes]:
         iterator = iter(self._iterable)
         while True:
-            with ServerWorkspaceContext(self._workspace):
+            with in_workspace(self._workspace):
                 chunk = next(iterator, None)
             if chunk is None:
                 return
@@ -184,7 +183,7 @@ class _InWorkspace:
     def close(self) -> None:
         close = getattr(self._iterable, "close", None)
         if close is not None:
-            with ServerWorkspaceContext(self._workspace):
+            with in_workspace(self._workspace):
                 close()
 
 
@@ -265,7 +264,7 @@ def call_mlflow(environ: dict, workspace: str) -> StreamingHttpResponse | JsonRe
         started["headers"] = headers
         return lambda data: None  # MLflow (Flask) never uses the legacy write() callable.
 
-    with ServerWorkspaceContext(workspace):
+    with in_workspace(workspace):
         body = flask_app().wsgi_app(environ, start_response)
     if failure := getattr(environ["wsgi.input"], "failure", None):
         # MLflow failed reading the client's stream: the client's error, and nothing stored

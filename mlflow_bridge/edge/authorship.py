@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.rewrite import plainly_lacks
-from mlflow_bridge.routes import Route
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.rewrite import plainly_lacks
+from mlflow_bridge.edge.routes import Route
 
 USER_TAG = "mlflow.user"
 # Mappings that hold tags: `tags` everywhere, and a trace's metadata (the client records

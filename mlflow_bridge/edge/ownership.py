@@ -6,14 +6,8 @@ another project's source run, linking another project's trace). Every id a reque
 in its query or anywhere in its JSON body (trace locations nest experiment ids), is checked
 here before MLflow sees it.
 
-An id never changes owner, so positive answers about runs, experiments and logged models
-(ids the server draws, rows MLflow only marks deleted) are remembered for the process's life:
-a training loop pays one indexed SELECT per run, then nothing. Traces (whose ids clients
-choose) and evaluation datasets are deleted for good: they are looked up every time, so a
-deleted one is a 404 here rather than a 500 from MLflow's handler. And SQLite gives a new
-experiment the highest id plus one, so once `gc` or `purge_projects` hard-deleted the highest
-experiment, its id comes back in another project: on SQLite, experiment ids are looked up
-every time too (PostgreSQL's sequences never reuse one).
+Owners are read from MLflow's tables by the seam (embedded/owners.py), which remembers the
+answers that cannot go stale.
 
 A field names at most MAX_IDS objects: each is looked up, and MLflow would put every one in
 a single SQL statement (400,000 ids: "too many SQL variables").
@@ -22,25 +16,10 @@ a single SQL statement (400,000 ids: "too many SQL variables").
 from __future__ import annotations
 
 import posixpath
-import threading
-from collections import OrderedDict
 from urllib.parse import unquote, urlsplit
 
-from mlflow.prompt.constants import _PROMPT_SOURCE_PLACEHOLDERS, PROMPT_TEXT_TAG_KEY
-from sqlalchemy import text
-
-from mlflow_bridge.errors import BridgeError
-
-_OWNER_QUERIES = {
-    "run": "SELECT e.workspace FROM runs r JOIN experiments e "
-    "ON e.experiment_id = r.experiment_id WHERE r.run_uuid = :id",
-    "experiment": "SELECT workspace FROM experiments WHERE experiment_id = :id",
-    "logged model": "SELECT e.workspace FROM logged_models m JOIN experiments e "
-    "ON e.experiment_id = m.experiment_id WHERE m.model_id = :id",
-    "trace": "SELECT e.workspace FROM trace_info t JOIN experiments e "
-    "ON e.experiment_id = t.experiment_id WHERE t.request_id = :id",
-    "dataset": "SELECT workspace FROM evaluation_datasets WHERE dataset_id = :id",
-}
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.embedded.owners import PROMPT_SOURCES, PROMPT_TAG, owner_of
 
 # Request field -> kind of object it names. Lists name several.
 REFERENCE_FIELDS = {
@@ -58,34 +37,7 @@ REFERENCE_FIELDS = {
     "dataset_id": "dataset",
 }
 
-_REMEMBERED_KINDS = frozenset({"run", "experiment", "logged model"})
 MAX_IDS = 1000
-_MAX_REMEMBERED = 100_000
-_owners: OrderedDict[tuple[str, str], str] = OrderedDict()
-_lock = threading.Lock()
-
-
-def owner_of(kind: str, object_id: str) -> str | None:
-    """The workspace holding the object, or None when there is no such object."""
-    key = (kind, object_id)
-    # One lookup: another thread may evict the key between a test and a read.
-    if (remembered := _owners.get(key)) is not None:
-        return remembered
-    if kind == "experiment" and not object_id.isdigit():
-        return None
-    from mlflow.server.handlers import _get_tracking_store
-
-    parameter = int(object_id) if kind == "experiment" else object_id
-    engine = _get_tracking_store().engine
-    with engine.connect() as connection:
-        owner = connection.execute(text(_OWNER_QUERIES[kind]), {"id": parameter}).scalar()
-    reused = kind == "experiment" and engine.dialect.name == "sqlite"
-    if owner is not None and kind in _REMEMBERED_KINDS and not reused:
-        with _lock:
-            _owners[key] = owner
-            if len(_owners) > _MAX_REMEMBERED:
-                _owners.popitem(last=False)
-    return owner
 
 
 def _not_found(kind: str, object_id: str) -> BridgeError:
@@ -138,7 +90,7 @@ def _references(document: object, inside: str = ""):
 def _is_prompt_version(fields: dict[str, object]) -> bool:
     tags = fields.get("tags")
     return isinstance(tags, list) and any(
-        isinstance(tag, dict) and tag.get("key") == PROMPT_TEXT_TAG_KEY for tag in tags
+        isinstance(tag, dict) and tag.get("key") == PROMPT_TAG for tag in tags
     )
 
 
@@ -147,7 +99,7 @@ def check_model_source(source: str, workspace: str, is_prompt: bool = False) -> 
 
     Prompt versions carry MLflow's fixed placeholder instead (MLflow refuses any other).
     """
-    if is_prompt and source in _PROMPT_SOURCE_PLACEHOLDERS:
+    if is_prompt and source in PROMPT_SOURCES:
         return
     parts = urlsplit(source)
     if parts.scheme == "runs":

@@ -6,53 +6,37 @@ only and goes on with what it parsed: a log-batch whose second metric has a text
 writes that metric as 0.0 at timestamp 0. The bridge parses each body as MLflow would,
 first, and answers 400 instead.
 
-MLflow's handlers then reuse that parse (`parse_dict_once`) when the body they read holds
-the same document: a 1,000-metric log-batch is parsed into protobuf once, not twice.
+MLflow's handlers then reuse that parse when the body they read holds the same document
+(`parse.reused`, the seam's hook in embedded/parse.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
 from functools import cache
 
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message
 
-from mlflow_bridge.errors import BridgeError
-from mlflow_bridge.routes import table_key
+from mlflow_bridge.edge.errors import BridgeError
+from mlflow_bridge.edge.routes import table_key
+from mlflow_bridge.embedded import parse
+from mlflow_bridge.embedded.parse import Parsed, parse_dict
 
 
 @cache
 def _message_classes() -> dict[tuple[str, str], type[Message]]:
     """(method, table key) -> request message class, for MLflow's protobuf services."""
-    from mlflow.protos.mlflow_artifacts_pb2 import MlflowArtifactsService
-    from mlflow.protos.model_registry_pb2 import ModelRegistryService
-    from mlflow.protos.service_pb2 import MlflowService
-    from mlflow.server.handlers import get_service_endpoints
-
-    classes = {}
-    for service in (MlflowService, ModelRegistryService, MlflowArtifactsService):
-        for path, message_class, methods in get_service_endpoints(service, lambda cls: cls):
-            for method in methods:
-                classes[(method, table_key(path))] = message_class
-    return classes
-
-
-Parsed = tuple[dict, Message]  # a request's JSON document and the message parsed from it
-
-# The bridge's parse of the request MLflow is serving in this thread (a ContextVar: each
-# gthread thread, each request, its own).
-_parsed: ContextVar[Parsed | None] = ContextVar("bridge_parsed_message", default=None)
+    return {
+        (method, table_key(path)): message_class
+        for path, message_class, methods in parse.request_messages()
+        for method in methods
+    }
 
 
 def check_parses(method: str, rule: str, document: dict) -> Parsed | None:
     """Refuse a JSON body that does not parse into the route's MLflow request message, with
     MLflow's own message where MLflow would have refused it itself; the message parsed."""
-    from mlflow.utils.proto_json_utils import parse_dict
-
     # HEAD is served by GET's handler.
     method = "GET" if method == "HEAD" else method
     message_class = _message_classes().get((method, table_key(rule)))
@@ -114,41 +98,6 @@ def _json_name_used(document: object, descriptor: Descriptor) -> tuple[str, str]
     return None
 
 
-@contextlib.contextmanager
-def reused(parsed: Parsed | None) -> Iterator[None]:
-    """While MLflow serves the request, its handler may reuse the bridge's parse. The bridge
-    never changes a document in place after parsing it (rewrites build new ones)."""
-    token = _parsed.set(parsed)
-    try:
-        yield
-    finally:
-        _parsed.reset(token)
-
-
-def parse_dict_once(js_dict: dict, message: Message) -> None:
-    """MLflow's parse_dict, reusing the bridge's parse when the handler parses the very
-    document the bridge checked (equal, compared in C) into an empty message of its class."""
-    parsed = _parsed.get()
-    if (
-        parsed is not None
-        and type(parsed[1]) is type(message)
-        and not message.ByteSize()
-        and parsed[0] == js_dict
-    ):
-        message.CopyFrom(parsed[1])
-        return
-    from mlflow.utils.proto_json_utils import parse_dict
-
-    parse_dict(js_dict, message)
-
-
-def install() -> None:
-    """Let MLflow's request handlers parse through parse_dict_once."""
-    from mlflow.server import handlers
-
-    handlers.parse_dict = parse_dict_once
-
-
 def _is_repeated(field) -> bool:
     if (repeated := getattr(field, "is_repeated", None)) is not None:
         return repeated
@@ -158,9 +107,6 @@ def _is_repeated(field) -> bool:
 def mlflows_message(document: dict, message_class: type[Message]) -> str | None:
     """What MLflow answers for this body, when it would refuse it: its handlers check the type
     of each top-level field (a list where a list is expected passes, whatever its items)."""
-    from mlflow.utils.proto_json_utils import parse_dict
-    from mlflow.utils.validation import invalid_value
-
     for field in message_class.DESCRIPTOR.fields:
         if field.name not in document:
             continue
@@ -173,7 +119,7 @@ def mlflows_message(document: dict, message_class: type[Message]) -> str | None:
             parse_dict({field.name: value}, message_class())
         except ParseError:
             hint = f" Hint: Value was of type '{type(value).__name__}'."
-            return (f"{invalid_value(field.name, value, hint)} See the API docs for more "
+            return (f"{parse.invalid_value(field.name, value, hint)} See the API docs for more "
                     "information about request parameters.")  # fmt: skip
     return None
 

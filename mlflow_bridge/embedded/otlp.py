@@ -37,7 +37,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from mlflow_bridge import ownership
+from mlflow_bridge.embedded import owners
 
 RULE = OTLP_TRACES_PATH
 MEDIA_TYPES = ("application/x-protobuf", "application/json")
@@ -109,7 +109,7 @@ def mlflow_spans(message: ExportTraceServiceRequest) -> list[Span]:
 def check_traces(spans: list[Span], workspace: str) -> None:
     """Spans may start a trace or extend one of this project's, never another's."""
     for trace_id in sorted({span.trace_id for span in spans}):
-        if ownership.owner_of("trace", trace_id) not in (None, workspace):
+        if owners.owner_of("trace", trace_id) not in (None, workspace):
             message = f"No trace with id {trace_id!r} in this project."
             raise MlflowException(message, error_code=RESOURCE_DOES_NOT_EXIST)
 

@@ -1,49 +1,24 @@
-"""Deleting a whole project's MLflow data: every row of its workspace, and its artifacts.
+"""Which rows of MLflow's database belong to a workspace, read from MLflow's own schema.
 
-What belongs to a workspace is read from MLflow's own schema: a row belongs when its table
-has a `workspace` column naming it, or when a foreign key leads to a row that belongs. A few
-tables link by id without a foreign key (dataset inputs, entity associations, daily rollups):
-they are named here. The deletion itself is MLflow's: its workspace store's CASCADE mode,
-after the rows it cannot reach by relationship are deleted here; then the artifact directory.
+A row belongs when its table has a `workspace` column naming it, or when a foreign key leads
+to a row that belongs. A few tables link by id without a foreign key (dataset inputs, entity
+associations, daily rollups): they are named here. Deleting is MLflow's own CASCADE of the
+workspace store, after the rows it cannot reach by relationship are deleted here, then what
+the cascade did not reach (the registry's rows, when in a database of its own).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 from sqlalchemy import MetaData, Table, func, or_, select, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from mlflow_bridge import artifact_store
-from mlflow_bridge.mlflow_app import flask_app
+from mlflow_bridge.embedded import mlflow_app
 
 # Tables MLflow keeps for itself, not for a workspace.
 NOT_WORKSPACE_DATA = frozenset({"alembic_version", "scheduler_leases"})
 # Linked to a workspace's objects by id, without a foreign key MLflow's cascade could follow.
 UNLINKED = ("entity_associations", "input_tags", "inputs")
-
-
-@dataclass
-class Inventory:
-    """A workspace's rows by table, and its artifact files."""
-
-    rows: dict[str, int] = field(default_factory=dict)
-    artifact_files: int = 0
-    artifact_bytes: int = 0
-
-    @property
-    def empty(self) -> bool:
-        return not any(self.rows.values()) and not self.artifact_files
-
-
-def _engines() -> list[Engine]:
-    """MLflow's tracking database, and its registry database when that is another one."""
-    flask_app()
-    from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
-
-    tracking, registry = _get_tracking_store().engine, _get_model_registry_store().engine
-    return [tracking] if str(tracking.url) == str(registry.url) else [tracking, registry]
 
 
 class _Schema:
@@ -116,10 +91,10 @@ class _Schema:
         )
 
 
-def inventory(workspace: str) -> Inventory:
-    """Every row and artifact file of the workspace; touches nothing."""
-    found = Inventory()
-    for engine in _engines():
+def counts(workspace: str) -> dict[str, int]:
+    """The workspace's rows by table (tables without any left out); touches nothing."""
+    found: dict[str, int] = {}
+    for engine in mlflow_app.engines():
         schema = _Schema(engine, workspace)
         with engine.connect() as connection:
             for name in sorted(schema.metadata.tables):
@@ -127,19 +102,14 @@ def inventory(workspace: str) -> Inventory:
                 if condition is None:
                     continue
                 query = select(func.count()).select_from(schema.table(name)).where(condition)
-                count = connection.execute(query).scalar_one()
-                if count:
-                    found.rows[name] = found.rows.get(name, 0) + count
-    directory = artifact_store.workspace_directory(workspace)
-    found.artifact_bytes, found.artifact_files = artifact_store.size(directory)
+                if count := connection.execute(query).scalar_one():
+                    found[name] = found.get(name, 0) + count
     return found
 
 
-def purge(workspace: str) -> Inventory:
-    """Delete the workspace's rows and artifacts; returns what was there. Raises
-    RuntimeError when rows remain afterwards (nothing is then reported as purged)."""
-    before = inventory(workspace)
-    for engine in _engines():
+def delete(workspace: str) -> None:
+    """Delete every row of the workspace, in every database of MLflow's."""
+    for engine in mlflow_app.engines():
         schema = _Schema(engine, workspace)
         conditions = {name: schema.belongs(name) for name in schema.metadata.tables}
         with engine.begin() as connection:
@@ -147,27 +117,13 @@ def purge(workspace: str) -> Inventory:
             # input_tags before the inputs its condition reads.
             for name in sorted(schema.unlinked, key=lambda name: name != "input_tags"):
                 connection.execute(schema.table(name).delete().where(conditions[name]))
-    from mlflow.exceptions import MlflowException
-    from mlflow.server.workspace_helpers import _get_workspace_store
-    from mlflow.store.workspace.abstract_store import WorkspaceDeletionMode
-
-    try:
-        _get_workspace_store().delete_workspace(workspace, WorkspaceDeletionMode.CASCADE)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
+    mlflow_app.delete_workspace(workspace)
     _delete_leftovers(workspace)
-    artifact_store.delete(artifact_store.workspace_directory(workspace))
-    after = inventory(workspace)
-    if not after.empty:
-        raise RuntimeError(f"{workspace} still holds {after.rows} and "
-                           f"{after.artifact_files} artifact files")  # fmt: skip
-    return before
 
 
 def _delete_leftovers(workspace: str) -> None:
     """Rows MLflow's cascade did not reach: the registry's, when in its own database."""
-    for engine in _engines():
+    for engine in mlflow_app.engines():
         schema = _Schema(engine, workspace)
         with engine.begin() as connection:
             for table in reversed(schema.metadata.sorted_tables):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from django.http import JsonResponse
 
-from mlflow_bridge.routes import BridgeAnswer, bridge_answer_for
+from mlflow_bridge.edge.routes import BridgeAnswer, bridge_answer_for
 from projects.models import GitLabProject
 from projects.records import ProjectAccess
 

@@ -21,8 +21,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
-from mlflow_bridge.authentication import carries_token
-from mlflow_bridge.ui_answers import describe
+from mlflow_bridge.edge.authentication import carries_token
+from mlflow_bridge.edge.ui_answers import describe
 from projects.records import ProjectAccess
 
 

@@ -1,0 +1,168 @@
+"""Live gunicorn servers for the tests that need a real one (streaming, chunked bodies,
+gunicorn's own refusals, worker kills, replicas, S3, the stock client, the browser).
+
+Each server stops deterministically: SIGTERM, `GRACEFUL_TIMEOUT` seconds for requests in
+flight (short here: a test server has none worth waiting for), then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from tests import testenv
+
+ROOT = Path(__file__).resolve().parent.parent
+# A test server's graceful shutdown (GRACEFUL_TIMEOUT): `stop` waits this long, plus a margin
+# for a loaded machine, and then kills.
+GRACEFUL_TIMEOUT = 3
+STOP_MARGIN = 10
+# What `manage.py upgrade` writes into a DATA_DIR on SQLite (sharinghub_mlflow/settings.py).
+SQLITE_FILES = ("django.sqlite3", "mlflow.sqlite3")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, what: str, limit: float = 120) -> None:
+    """Poll `condition` until it holds; fail (rather than hang) once `limit` seconds pass."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting, after {limit}s, for {what}")
+        time.sleep(0.05)
+
+
+def gunicorn_workers(master: int) -> set[int]:
+    """The process ids of a gunicorn master's workers (Linux: its children)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def stop(process: subprocess.Popen, grace: float = GRACEFUL_TIMEOUT) -> None:
+    """Stop a server (or any child process) for sure: SIGTERM, wait `grace` seconds and a
+    margin, then SIGKILL. A loaded machine makes a shutdown slow, never a test fail."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace + STOP_MARGIN)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+_migrated: dict[str, object] = {}
+
+
+def migrated_template() -> dict[str, object]:
+    """Databases migrated once per session (`manage.py upgrade`), which each new server starts
+    from a copy of, so that its own `serve` finds nothing to migrate: on SQLite the files of a
+    template DATA_DIR, on PostgreSQL two template databases."""
+    if not _migrated:
+        data_dir = Path(tempfile.mkdtemp(prefix="sharinghub-mlflow-template-"))
+        databases = testenv.database_env("template")
+        env = {**os.environ, "DATA_DIR": str(data_dir), **databases,
+               "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings"}  # fmt: skip
+        done = subprocess.run([sys.executable, "manage.py", "upgrade"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        _migrated.update(data_dir=data_dir, databases=databases)
+    return _migrated
+
+
+def fresh_databases(data_dir: Path) -> dict[str, str]:
+    """A new server's databases, already migrated: SQLite files copied into its DATA_DIR, or
+    (TEST_DATABASE=postgresql) new databases made from the templates; their settings."""
+    template = migrated_template()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in SQLITE_FILES:
+        if (template["data_dir"] / name).exists():
+            shutil.copyfile(template["data_dir"] / name, data_dir / name)
+    return testenv.database_env(templates=template["databases"])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the server's, for its manage.py commands
+    process: subprocess.Popen | None = None  # gunicorn's master (`manage.py serve` execs it)
+
+    def tracking_uri(self, path: str) -> str:
+        return f"{self.url}/mlflow/{path}/tracking/"
+
+    def session(self) -> requests.Session:
+        return requests.Session()
+
+    def manage(self, *arguments: str, **extra_env: str) -> str:
+        """Run a management command against this server's databases and storage; its stdout."""
+        env = {**self.env, **extra_env}
+        done = subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, (arguments, done.stdout, done.stderr[-3000:])
+        return done.stdout
+
+
+def start_live_server(
+    tmp: Path, gitlab_url: str, *, workers: int = 2, **extra_env: str
+) -> tuple[LiveServer, subprocess.Popen]:
+    """A gunicorn server of its own: its DATA_DIR under `tmp`, and with TEST_DATABASE=postgresql
+    fresh databases (tests/testenv.py), unless `extra_env` names them. Stop it with `stop`."""
+    port = free_port()
+    data_dir = tmp / "data"
+    log = tmp / "server.log"
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "GITLAB_URL": gitlab_url,
+        "MEMBERSHIP_CACHE_TTL": "60",
+        "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+        "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings",
+    }
+    # Never the in-process tests' databases.
+    for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
+        env.pop(name, None)
+    if not {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
+        env.update(fresh_databases(data_dir))
+    env.update(extra_env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log, env, process)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if requests.get(f"{server.url}/healthz", timeout=1).ok:
+                return server, process
+        except requests.RequestException:
+            time.sleep(0.3)
+    stop(process)
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")

@@ -1,0 +1,225 @@
+"""The seam to MLflow (mlflow_bridge/embedded/): what it relies on in the installed MLflow,
+named in one place so that an upgrade fails here, loudly, before anything else; and its memos
+of MLflow ids stay right when another process (`gc`, `purge_projects`) deletes for good."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import itertools
+import re
+
+import pytest
+from sqlalchemy import Integer, String
+
+from mlflow_bridge.embedded import mlflow_app
+from tests.gitlab_double import GitLabDouble
+from tests.inprocess import Tracking
+from tests.test_imports import ROOT, mlflow_internals, mlflow_tables
+from tests.test_imports import SEAM as SEAM_MODULE
+
+SEAM = ROOT / "mlflow_bridge" / "embedded"
+
+# Each name the seam imports from MLflow's non-public modules, or private anywhere in MLflow,
+# and why. Complete both ways: the seam imports nothing else of the kind, and all of them exist
+# in the installed MLflow.
+PINNED_NAMES = {
+    "mlflow.server.app": "the Flask app every request is dispatched to",
+    "mlflow.server.handlers": "the module whose parse_dict name the parse hook replaces",
+    "mlflow.server.handlers._get_tracking_store": "the tracking store (mlflow_app, owners, otlp)",
+    "mlflow.server.handlers._get_model_registry_store": "the registry store",
+    "mlflow.server.handlers.catch_mlflow_exception": "OTLP answers MLflow's errors as MLflow does",
+    "mlflow.server.handlers.get_service_endpoints": "each protobuf route's request message",
+    "mlflow.server.otel_api._convert_otlp_json_ids_to_base64": "OTLP/JSON span ids",
+    "mlflow.server.workspace_helpers._get_workspace_store": "the workspace store",
+    "mlflow.store.artifact.artifact_repository_registry._artifact_repository_registry": (
+        "registering the S3 repository that answers a missing object with a 404"
+    ),
+    "mlflow.store.artifact.artifact_repository_registry.get_artifact_repository": "the import",
+    "mlflow.store.artifact.s3_artifact_repo.S3ArtifactRepository": "subclassed for the 404",
+    "mlflow.store.artifact.s3_artifact_repo._get_s3_client": "S3 listings of the artifact store",
+    "mlflow.store.db.utils._initialize_tables": "`upgrade` on an empty database",
+    "mlflow.store.db.utils._upgrade_db": "`upgrade` on an older schema",
+    "mlflow.store.db.utils._verify_schema": "`upgrade --check`",
+    "mlflow.store.db.utils.create_sqlalchemy_engine": "an engine as MLflow builds it",
+    "mlflow.store.model_registry.dbmodels.models": "the import copies registry rows",
+    "mlflow.store.tracking.dbmodels.models": "the import copies tracking rows",
+    "mlflow.store.workspace.abstract_store.WorkspaceDeletionMode": "purge's CASCADE",
+    "mlflow.entities.span.Span": "OTLP spans into MLflow's entities",
+    "mlflow.prompt.constants.IS_PROMPT_TAG_KEY": "counts leave prompts out of models",
+    "mlflow.prompt.constants.PROMPT_TEXT_TAG_KEY": "a model version that is a prompt's",
+    "mlflow.prompt.constants._PROMPT_SOURCE_PLACEHOLDERS": "a prompt version's source",
+    "mlflow.protos.databricks_pb2.INVALID_PARAMETER_VALUE": "OTLP's error codes",
+    "mlflow.protos.databricks_pb2.RESOURCE_DOES_NOT_EXIST": "S3's and OTLP's 404",
+    "mlflow.protos.mlflow_artifacts_pb2.MlflowArtifactsService": "request messages",
+    "mlflow.protos.model_registry_pb2.ModelRegistryService": "request messages",
+    "mlflow.protos.service_pb2.MlflowService": "request messages",
+    "mlflow.tracing.utils.otlp.MLFLOW_EXPERIMENT_ID_HEADER": "OTLP's experiment header",
+    "mlflow.tracing.utils.otlp.MLFLOW_RUN_ID_HEADER": "OTLP's run header",
+    "mlflow.tracing.utils.otlp.OTLP_TRACES_PATH": "OTLP's route",
+    "mlflow.utils.proto_json_utils.parse_dict": "MLflow's own JSON parse",
+    "mlflow.utils.time.get_current_time_millis": "gc's age threshold, on MLflow's clock",
+    "mlflow.utils.validation.invalid_value": "MLflow's words for a field of the wrong type",
+    "mlflow.utils.workspace_context.ServerWorkspaceContext": "binding a request's workspace",
+    "mlflow.utils.workspace_context.get_request_workspace": "OTLP's workspace",
+}
+# Private attributes the seam uses on MLflow's objects (not imported, so listed by hand).
+PINNED_ATTRIBUTES = {
+    "mlflow.store.tracking.sqlalchemy_store.SqlAlchemyStore": (
+        "_get_deleted_runs", "_get_deleted_logged_models", "_hard_delete_run",
+        "_hard_delete_logged_model", "_hard_delete_experiment",
+    ),
+    "mlflow.server.handlers": ("parse_dict", "initialize_backend_stores"),
+}  # fmt: skip
+# What the seam uses on the built tracking store (set by its __init__, so not on the class).
+PINNED_STORE_ATTRIBUTES = ("engine", "ManagedSessionMaker")
+# The variables MLflow's server reads its configuration from (mlflow_app writes them).
+PINNED_ENVIRONMENT = {
+    "BACKEND_STORE_URI_ENV_VAR": "_MLFLOW_SERVER_FILE_STORE",
+    "REGISTRY_STORE_URI_ENV_VAR": "_MLFLOW_SERVER_REGISTRY_STORE",
+    "ARTIFACT_ROOT_ENV_VAR": "_MLFLOW_SERVER_ARTIFACT_ROOT",
+    "SERVE_ARTIFACTS_ENV_VAR": "_MLFLOW_SERVER_SERVE_ARTIFACTS",
+    "ARTIFACTS_DESTINATION_ENV_VAR": "_MLFLOW_SERVER_ARTIFACT_DESTINATION",
+}
+# The tables and columns the seam's SQL reads (owners, activity, workspace_rows, deleted).
+PINNED_SCHEMA = {
+    "experiments": {"experiment_id", "workspace", "lifecycle_stage", "last_update_time"},
+    "runs": {"run_uuid", "experiment_id", "lifecycle_stage", "start_time", "end_time"},
+    "logged_models": {"model_id", "experiment_id", "lifecycle_stage",
+                      "last_updated_timestamp_ms"},
+    "trace_info": {"request_id", "experiment_id", "timestamp_ms"},
+    "evaluation_datasets": {"dataset_id", "workspace"},
+    "registered_models": {"workspace", "name", "last_updated_time"},
+    "registered_model_tags": {"workspace", "name", "key"},
+    "workspaces": {"name"},
+    "inputs": {"input_uuid", "source_id", "destination_id"},
+    "input_tags": {"input_uuid"},
+    "entity_associations": {"source_id", "destination_id"},
+    "datasets": {"dataset_uuid"},
+    "scheduler_leases": set(),
+}  # fmt: skip
+SQL_TABLE = re.compile(r"(?i)\b(?:from|join)\s+(\w+)")
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted name names in the installed MLflow (a module, or an attribute)."""
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError:
+        module, _, name = dotted.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+
+def seam_strings() -> list[str]:
+    return [
+        node.value
+        for path in SEAM.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+class TestWhatTheSeamReliesOn:
+    def test_it_pins_every_internal_mlflow_name_the_seam_imports(self):
+        found = mlflow_internals(ROOT, ("mlflow_bridge",), seam="mlflow_bridge.__nothing__")
+        imported = {entry.split(" ")[1] for entry in found if entry.startswith(SEAM_MODULE)}
+
+        assert imported == set(PINNED_NAMES)
+
+    @pytest.mark.parametrize("dotted", sorted(PINNED_NAMES))
+    def test_the_installed_mlflow_has_it(self, dotted):
+        assert resolve(dotted) is not None
+
+    @pytest.mark.parametrize(
+        ("owner", "name"),
+        [(owner, name) for owner, names in PINNED_ATTRIBUTES.items() for name in names],
+    )
+    def test_the_installed_mlflow_has_the_attribute(self, owner, name):
+        assert callable(getattr(resolve(owner), name))
+
+    def test_the_built_tracking_store_has_what_the_seam_uses(self):
+        store = mlflow_app.tracking_store()
+
+        assert [name for name in PINNED_STORE_ATTRIBUTES if not hasattr(store, name)] == []
+
+    def test_mlflows_server_reads_the_variables_the_seam_writes(self):
+        from mlflow.server import constants
+
+        assert {name: getattr(constants, name) for name in PINNED_ENVIRONMENT} == (
+            PINNED_ENVIRONMENT
+        )
+        assert set(PINNED_ENVIRONMENT.values()) <= set(re.findall(
+            r"_MLFLOW_SERVER_\w+", (SEAM / "mlflow_app.py").read_text()
+        ))  # fmt: skip
+
+    @pytest.mark.parametrize("table", sorted(PINNED_SCHEMA))
+    def test_the_installed_schema_has_the_table_and_its_columns(self, table):
+        tables = mlflow_tables_by_name()
+
+        assert table in tables
+        assert PINNED_SCHEMA[table] <= set(tables[table].c.keys())
+
+    def test_it_pins_every_table_the_seams_sql_names(self):
+        named = {
+            table for text in seam_strings() for table in SQL_TABLE.findall(text)
+        } & mlflow_tables()
+
+        assert named <= set(PINNED_SCHEMA)
+
+    def test_ids_it_remembers_are_never_drawn_again(self):
+        """owners.py remembers owners of runs, logged models and (not on SQLite) experiments
+        past a hard delete by another process: safe while the ids are never reused — UUID
+        strings the server draws, and an integer experiment id from PostgreSQL's sequence."""
+        tables = mlflow_tables_by_name()
+
+        assert isinstance(tables["runs"].c.run_uuid.type, String)
+        assert isinstance(tables["logged_models"].c.model_id.type, String)
+        assert isinstance(tables["experiments"].c.experiment_id.type, Integer)
+        assert tables["experiments"].c.experiment_id.autoincrement is True
+
+
+def mlflow_tables_by_name() -> dict:
+    mlflow_tables()
+    from mlflow.store.db.base_sql_model import Base
+
+    return dict(Base.metadata.tables)
+
+
+_groups = itertools.count()
+
+
+@pytest.fixture
+def tracking(client, gitlab: GitLabDouble, settings) -> Tracking:
+    """Quinn, a Developer of a new project, in-process (`.workspace`: the project's)."""
+    settings.GITLAB_URL = gitlab.url
+    top = f"seam{next(_groups)}"
+    quinn = gitlab.add_user(f"quinn-{top}")
+    project = gitlab.add_project(f"{top}/team/churn")
+    project.direct[quinn.id] = 30
+    tracking = Tracking(client, project.path, quinn.token)
+    tracking.workspace = f"p-{project.id}"
+    return tracking
+
+
+def hard_delete_elsewhere(workspace: str, experiment_id: str) -> None:
+    """What `gc` does in another process: this process's memos do not see it."""
+    with mlflow_app.in_workspace(workspace):
+        mlflow_app.tracking_store()._hard_delete_experiment(experiment_id)
+
+
+@pytest.mark.django_db(transaction=True)
+class TestMemosOfMlflowIds:
+    def test_it_recreates_a_default_experiment_gc_deleted_in_another_process(self, tracking):
+        status, first = tracking.get("experiments/get", experiment_id="0")
+        assert status == 200
+        tracking.post("experiments/delete", {"experiment_id": "0"})
+        hard_delete_elsewhere(tracking.workspace, first["experiment"]["experiment_id"])
+
+        status, run = tracking.post("runs/create", {"experiment_id": "0"})
+
+        assert status == 200, run
+        status, again = tracking.get("experiments/get", experiment_id="0")
+        # A new Default (SQLite may give it the old id again): active, not the deleted one.
+        assert again["experiment"]["name"] == "Default"
+        assert again["experiment"]["lifecycle_stage"] == "active"
+        assert run["run"]["info"]["experiment_id"] == again["experiment"]["experiment_id"]
