@@ -141,7 +141,9 @@ def token_user(gitlab_user) -> AbstractBaseUser:
     user, created = get_user_model().objects.get_or_create(username=f"gitlab-{gitlab_user.id}")
     if created:
         user.set_unusable_password()
-        user.save(update_fields=["password"])
+    # The name pages show (GitLab's username, which may change).
+    user.first_name = gitlab_user.username
+    user.save(update_fields=["password", "first_name"])
     return user
 
 

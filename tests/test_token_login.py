@@ -38,6 +38,7 @@ class TestSignIn:
         assert page.redirect_chain[-1][0] == f"/mlflow/{project.path}/connect/"
         portal = client.get("/mlflow/").content.decode()
         assert project.path in portal and "Reporter" in portal
+        assert f'<span class="muted">{user.username}</span>' in portal
         api = client.get(f"/mlflow/{project.path}/tracking/ajax-api/2.0/mlflow/experiments/search",
                          {"max_results": 10})  # fmt: skip
         assert api.status_code == 200
