@@ -155,6 +155,19 @@ def _ask_gitlab_whose(token: str, digest: str) -> Credential:
     return Credential(token, digest, user, reads_api=bool(fingerprint.reads_api))
 
 
+def prove_read_api(credential: Credential) -> None:
+    """Raises TokenScopeTooNarrow unless the token has shown GitLab its read_api scope (asked
+    once, then remembered with its fingerprint): what the API would find at its first read."""
+    if credential.reads_api or credential.job is not None:
+        return
+    try:
+        gitlab.GitLabClient(credential.token).check_read_api()
+    except gitlab.TokenScopeTooNarrow:
+        remember_scope(credential, reads_api=False)
+        raise
+    remember_scope(credential, reads_api=True)
+
+
 def _unknown_path_key(user: GitLabUser, path: str) -> str:
     return "no-project:" + hashlib.sha256(f"{user.id}:{path}".encode()).hexdigest()
 

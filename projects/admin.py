@@ -6,10 +6,13 @@ GitLab now" (needs GITLAB_SERVICE_TOKEN) and "Invalidate" (the next request asks
 on the selection. The service's own data (Django's users and groups) stays editable.
 """
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
+from social_django.models import Association, Nonce, UserSocialAuth
 
 from projects import gitlab, membership_cache
 from projects.models import (
@@ -23,6 +26,10 @@ from projects.models import (
     WebhookDelivery,
 )
 from projects.units import human
+
+admin.site.site_header = "SharingHub MLflow administration"
+admin.site.site_title = "SharingHub MLflow admin"
+admin.site.index_title = "What the service knows of GitLab, and its own users"
 
 
 def _refresh(modeladmin, request, memberships, projects=None) -> None:
@@ -98,6 +105,31 @@ class GitLabProjectAdmin(MirrorAdmin):
     search_fields = ("path", "name")
     list_filter = ("visibility", "archived", OrphanedFilter)
     actions = ["refresh_from_gitlab", "invalidate"]
+    fields = readonly_fields = ("id", "path", "in_gitlab", "visibility", "archived", "topics",
+                                "orphaned_at", "usage_summary", "members")  # fmt: skip
+
+    @admin.display(description="GitLab")
+    def in_gitlab(self, project: GitLabProject) -> str:
+        url = project.web_url or f"{settings.GITLAB_URL}/{project.path}"
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
+
+    @admin.display(description="usage")
+    def usage_summary(self, project: GitLabProject) -> str:
+        usage = self._usage(project)
+        if usage is None:
+            return "never measured (python manage.py usage)"
+        return (f"{usage.experiments} experiments, {usage.runs} runs, "
+                f"{usage.registered_models} registered models, {human(usage.artifact_bytes)} "
+                f"of artifacts; measured {timesince(usage.measured_at)} ago")  # fmt: skip
+
+    @admin.display(description="members (cached)")
+    def members(self, project: GitLabProject) -> str:
+        rows = Membership.objects.filter(project=project).select_related("user")
+        return format_html_join(
+            format_html("<br>"), "{} — {}{}",
+            ((m.user.username, AccessLevel.name_of(m.access_level),
+              "" if m.is_fresh else " (expired)") for m in rows.order_by("user__username")),
+        ) or "none cached"  # fmt: skip
 
     def _usage(self, project: GitLabProject) -> ProjectUsage | None:
         try:
@@ -226,3 +258,20 @@ class WebhookDeliveryAdmin(MirrorAdmin):
     search_fields = ("key", "event")
     list_filter = ("event",)
     readonly_fields = ("key", "event", "received_at")
+
+
+# social-auth's own admin shows and edits `extra_data`, the login's GitLab tokens: replaced by
+# a read-only list without it. Nonce and Association are OpenID's, unused with GitLab.
+for _model in (UserSocialAuth, Nonce, Association):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(UserSocialAuth)
+class GitLabLoginAdmin(MirrorAdmin):
+    """Who logged in with GitLab, and when: never the tokens (they are the user's secrets)."""
+
+    list_display = ("user", "provider", "uid", "created", "modified")
+    search_fields = ("user__username", "uid")
+    list_select_related = ("user",)
+    fields = readonly_fields = ("user", "provider", "uid", "created", "modified")

@@ -251,6 +251,11 @@ class GitLabClient:
         return GitLabUser(id=int(body["id"]), username=body["username"], bot=bool(body.get("bot")),
                           is_admin=body.get("is_admin") is True)  # fmt: skip
 
+    def check_read_api(self) -> None:
+        """One project of the token's (a read_api route): raises TokenScopeTooNarrow when the
+        token lacks the scope, TokenRejected when GitLab does not know it."""
+        self._send(f"{self._base_url}/api/v4/projects?membership=true&per_page=1&simple=true")
+
     def project(self, id_or_path: int | str, user_id: int) -> GitLabProject | None:
         """The project as this token sees it, with the user's effective access level.
 

@@ -19,9 +19,11 @@ from django.db import transaction
 from django.http import HttpRequest
 from social_django.models import UserSocialAuth
 
-from projects import gitlab
+from projects import gitlab, sealing
 
 PROVIDER = "gitlab"
+# The session key of a token signed in with on the login page (kept sealed, sealing.py).
+SESSION_TOKEN = "gitlab_token"
 # Refresh this long before GitLab's expiry, so a request never starts with a dying token.
 REFRESH_MARGIN = timedelta(minutes=5)
 
@@ -82,6 +84,17 @@ def access_token_for(login: UserSocialAuth) -> str:
         )
         login.save(update_fields=["extra_data"])
     return token.access_token
+
+
+def session_token(request: HttpRequest) -> str | None:
+    """The GitLab token the session signed in with on the login page, or None."""
+    session = getattr(request, "session", None)
+    sealed = session.get(SESSION_TOKEN) if session is not None else None
+    return sealing.unseal(sealed) or None if sealed else None
+
+
+def keep_session_token(request: HttpRequest, token: str) -> None:
+    request.session[SESSION_TOKEN] = sealing.seal(token)
 
 
 def log_out(request: HttpRequest, message: str, level: int = messages.INFO) -> None:

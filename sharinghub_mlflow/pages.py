@@ -7,21 +7,26 @@ projects/ and the browser answers of mlflow_bridge/ (its session authentication,
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from functools import wraps
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import auth, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from mlflow_bridge.edge import throttling
 from mlflow_bridge.edge.authentication import GitLabSessionAuthentication
 from mlflow_bridge.edge.browser import not_found_page
-from mlflow_bridge.edge.errors import BridgeError, as_bridge_error
+from mlflow_bridge.edge.errors import BridgeError, as_bridge_error, token_refused
 from mlflow_bridge.edge.sharinghub_session import SharingHubSessionAuthentication
 from projects import access, gitlab, oauth
 from sharinghub_mlflow import portal
@@ -80,7 +85,9 @@ def login_page(request: HttpRequest) -> HttpResponse:
     Django's CSRF token, so no other site can start a login). LOGIN_AUTO_REDIRECT submits it
     at once, unless there is a message to read (logged out, login failed or expired)."""
     next_url = safe_next(request)
-    if request.user.is_authenticated and oauth.gitlab_login(request.user) is not None:
+    if request.user.is_authenticated and (
+        oauth.session_token(request) or oauth.gitlab_login(request.user) is not None
+    ):
         return redirect(next_url)
     configured = bool(settings.GITLAB_OAUTH_CLIENT_ID)
     return render(
@@ -95,6 +102,7 @@ def login_page(request: HttpRequest) -> HttpResponse:
             and not len(messages.get_messages(request)),
             "gitlab_url": settings.GITLAB_URL,
             "sharinghub_login_url": sharinghub_login_url(request, next_url),
+            "token_url": settings.GITLAB_URL + TOKEN_SETTINGS_PATH,
         },
     )
 
@@ -106,6 +114,51 @@ def sharinghub_login_url(request: HttpRequest, next_url: str) -> str:
         return ""
     back = urlencode({"redirect_uri": request.build_absolute_uri(next_url)})
     return f"{settings.SHARINGHUB_URL}/api/auth/login?{back}"
+
+
+@require_http_methods(["POST"])
+def token_login(request: HttpRequest) -> HttpResponse:
+    """Sign in with a GitLab access token: checked as the API checks one (known to GitLab,
+    read_api scope), then kept in the session, sealed (projects/sealing.py)."""
+    token = request.POST.get("token", "").strip()
+    next_url = safe_next(request)
+    back = f"{reverse('login')}?{urlencode({'next': next_url})}"
+    if not token:
+        messages.error(request, "Paste a GitLab access token with the read_api scope.")
+        return redirect(back)
+    try:
+        credential = access.credential_for(token, lambda: throttling.check_lookup(request))
+        access.prove_read_api(credential)
+    except gitlab.TokenRejected as exc:
+        messages.error(request, token_refused(exc).detail)
+        # Counted like the API's failed authentications; past the limit, the next attempt
+        # is refused by check_lookup with its own message.
+        with suppress(BridgeError):
+            throttling.record_failure(request)
+        return redirect(back)
+    except gitlab.GitLabUnavailable:
+        return render(request, "unavailable.html", status=503)
+    except BridgeError as exc:  # too many attempts from this address
+        messages.error(request, exc.detail)
+        return redirect(back)
+    auth.login(request, token_user(credential.user), backend=MODEL_BACKEND)
+    oauth.keep_session_token(request, token)
+    return redirect(next_url)
+
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def token_user(gitlab_user) -> AbstractBaseUser:
+    """The Django user of a token sign-in: named after the GitLab user's id, never matched by
+    username, so no GitLab user can become a local account (an admin) of the same name."""
+    user, created = get_user_model().objects.get_or_create(username=f"gitlab-{gitlab_user.id}")
+    if created:
+        user.set_unusable_password()
+    # The name pages show (GitLab's username, which may change).
+    user.first_name = gitlab_user.username
+    user.save(update_fields=["password", "first_name"])
+    return user
 
 
 @require_http_methods(["GET", "POST"])
@@ -126,11 +179,19 @@ def root(request: HttpRequest) -> HttpResponse:
 @with_gitlab_session
 def portal_page(request: HttpRequest) -> HttpResponse:
     search = request.GET.get("q", "")
-    rows = portal.rows(request.gitlab_credential.token, request.gitlab_user.id, search)
+    projects = portal.served_projects(request.gitlab_credential.token, request.gitlab_user.id)
+    rows = portal.rows(projects, search)
+    page = Paginator(rows, portal.PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "portal.html",
-        {"rows": rows, "search": search, "mandatory_topics": settings.GITLAB_MANDATORY_TOPICS},
+        {
+            "rows": page.object_list,
+            "page": page,
+            "search": search,
+            "recent": portal.recent(projects),
+            "mandatory_topics": settings.GITLAB_MANDATORY_TOPICS,
+        },
     )
 
 

@@ -7,8 +7,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
+from django.utils.timesince import timesince
 
-from mlflow_bridge.embedded.activity import activity_of
+from mlflow_bridge.embedded.activity import RecentRun, activity_of, recent_runs
 from projects import access, gitlab
 from projects.models import (
     WRITE_LEVEL,
@@ -17,6 +19,10 @@ from projects.models import (
     ProjectUsage,
     TokenFingerprint,
 )
+
+# Rows per portal page: a page a phone scrolls through, and a member of hundreds of projects
+# pages through.
+PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,34 @@ class Row:
     def last_activity(self) -> datetime | None:
         return self.activity.last_activity if self.activity else None
 
+    @property
+    def last_activity_ago(self) -> str:
+        return ago(self.last_activity) if self.last_activity else ""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One of the recent runs across the user's projects."""
+
+    project: gitlab.GitLabProject
+    run: RecentRun
+
+    @property
+    def url(self) -> str:
+        return (f"/mlflow/{self.project.path_with_namespace}/tracking/#/experiments/"
+                f"{self.run.experiment_id}/runs/{self.run.run_id}")  # fmt: skip
+
+    @property
+    def started_ago(self) -> str:
+        return ago(self.run.started) if self.run.started else ""
+
+
+def ago(when: datetime) -> str:
+    """ "just now" within the minute, else "3 minutes ago", "2 hours ago" (the largest unit)."""
+    if (timezone.now() - when).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(when, depth=1)} ago"
+
 
 def member_projects(token: str, user_id: int) -> list[gitlab.GitLabProject]:
     """GitLab's list of the user's projects (Guest or more), cached like memberships: per
@@ -50,20 +84,28 @@ def member_projects(token: str, user_id: int) -> list[gitlab.GitLabProject]:
     return projects
 
 
-def rows(token: str, user_id: int, search: str = "") -> list[Row]:
-    """The served projects matching `search`, most recently active first, then by path."""
+def served_projects(token: str, user_id: int) -> list[gitlab.GitLabProject]:
+    return [project for project in member_projects(token, user_id) if access.is_served(project)]
+
+
+def rows(projects: list[gitlab.GitLabProject], search: str = "") -> list[Row]:
+    """The projects matching `search`: those with MLflow data first, most recently active
+    first, then the others by path. One query per kind of MLflow object, however many."""
     search = search.strip().lower()
-    projects = [
-        project
-        for project in member_projects(token, user_id)
-        if access.is_served(project)
-        and (not search or search in project.path_with_namespace.lower())
-    ]
+    projects = [p for p in projects if not search or search in p.path_with_namespace.lower()]
     workspaces = {project.id: GitLabProject(id=project.id).workspace for project in projects}
     activities = activity_of(list(workspaces.values()))
     found = [Row(project, activities.get(workspaces[project.id])) for project in projects]
-    found.sort(key=lambda row: row.project.path_with_namespace)
-    found.sort(
-        key=lambda row: row.last_activity.timestamp() if row.last_activity else 0, reverse=True
-    )
-    return found
+
+    def order(row: Row) -> tuple:
+        seen = row.last_activity.timestamp() if row.last_activity else 0.0
+        return (row.activity is None, -seen, row.project.path_with_namespace)
+
+    return sorted(found, key=order)
+
+
+def recent(projects: list[gitlab.GitLabProject], limit: int = 10) -> list[RunRow]:
+    """The latest runs across these projects (all of them readable: Guest or more)."""
+    by_workspace = {GitLabProject(id=project.id).workspace: project for project in projects}
+    return [RunRow(by_workspace[run.workspace], run)
+            for run in recent_runs(list(by_workspace), limit)]  # fmt: skip

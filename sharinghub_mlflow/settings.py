@@ -27,6 +27,8 @@ def _secret_key_from_data_dir() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_data_dir()
+# Former keys, still accepted for signed values and to open sealed OAuth tokens (rotation).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 

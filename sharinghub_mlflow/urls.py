@@ -25,6 +25,7 @@ urlpatterns = [
     path("", pages.root),
     path("mlflow/", pages.portal_page, name="portal"),
     path("mlflow/login/", pages.login_page, name="login"),
+    path("mlflow/login/token/", pages.token_login, name="token-login"),
     path("mlflow/logout/", pages.logout_page, name="logout"),
     # social-auth-app-django: auth/login/gitlab/ goes to GitLab, auth/complete/gitlab/ returns.
     path("mlflow/auth/", include("social_django.urls", namespace="social")),

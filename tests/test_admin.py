@@ -12,7 +12,13 @@ import pytest
 from django.contrib.auth.models import User as DjangoUser
 from django.utils import timezone
 
-from projects.models import GitLabProject, GitLabUser, Membership, TokenFingerprint
+from projects.models import (
+    GitLabProject,
+    GitLabUser,
+    Membership,
+    ProjectUsage,
+    TokenFingerprint,
+)
 from tests.gitlab_double import GitLabDouble, Project, User
 
 _groups = itertools.count()
@@ -227,3 +233,22 @@ class TestReadOnly:
 
     def test_it_keeps_the_services_own_users_editable(self, admin_client):
         assert admin_client.get("/admin/auth/user/add/").status_code == 200
+
+
+class TestBrandingAndProjectPage:
+    def test_it_is_branded_sharinghub_mlflow(self, admin_client):
+        page = listed(admin_client.get("/admin/"))
+
+        assert "SharingHub MLflow" in page and "Django administration" not in page
+
+    def test_it_shows_a_projects_usage_members_and_gitlab_link(self, admin_client, team, gitlab):
+        project = GitLabProject.objects.get(id=team["project"].id)
+        project.web_url = f"{gitlab.url}/{project.path}"
+        project.save()
+        ProjectUsage.objects.create(project=project, experiments=2, runs=7, artifact_bytes=2048)
+
+        page = listed(admin_client.get(f"/admin/projects/gitlabproject/{project.id}/change/"))
+
+        assert f'href="{project.web_url}"' in page
+        assert "2 experiments" in page and "7 runs" in page and "2.0 kB" in page
+        assert team["ada"].username in page and "Guest" in page

@@ -117,6 +117,13 @@ class TestGc:
         with pytest.raises(CommandError, match="--older-than: .* is not an age like 30d"):
             gc("--older-than", "a month")
 
+    def test_its_help_says_the_age_format(self):
+        from mlflow_bridge.management.commands.gc import Command
+
+        help_text = Command().create_parser("manage.py", "gc").format_help()
+
+        assert "30d" in help_text and "1d12h" in help_text
+
     def test_it_leaves_no_stale_owner_when_sqlite_reuses_a_collected_experiment_id(
         self, client, gitlab
     ):

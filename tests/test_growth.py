@@ -96,17 +96,22 @@ def test_it_makes_as_many_queries_for_a_tracking_call_with_2000_projects(setting
     assert small[0] == 1  # the caller's token and membership, in one query
 
 
+def gitlab_lists(count: int) -> None:
+    """GitLab's answer: the user is a Developer of `count` projects."""
+    responses.get("https://gitlab.example.com/api/v4/user", json={"id": 7, "username": "dave"})
+    listed = [{"id": 9_000_000 + i, "path_with_namespace": f"ml/p{i}", "name": f"p{i}",
+               "topics": [], "web_url": f"https://gitlab.example.com/ml/p{i}",
+               "permissions": {"project_access": {"access_level": 30}, "group_access": None}}
+              for i in range(count)]  # fmt: skip
+    responses.get("https://gitlab.example.com/api/v4/projects", json=listed)
+
+
 @responses.activate
 def test_it_makes_as_many_queries_for_the_portal_with_2000_projects(settings, client):
     settings.GITLAB_URL = "https://gitlab.example.com"
     settings.GITLAB_MANDATORY_TOPICS = []
     cache.clear()
-    listed = [{"id": 9_000_000 + i, "path_with_namespace": f"ml/p{i}", "name": f"p{i}",
-               "topics": [], "web_url": f"https://gitlab.example.com/ml/p{i}",
-               "permissions": {"project_access": {"access_level": 30}, "group_access": None}}
-              for i in range(3)]  # fmt: skip
-    responses.get("https://gitlab.example.com/api/v4/user", json={"id": 7, "username": "dave"})
-    responses.get("https://gitlab.example.com/api/v4/projects", json=listed)
+    gitlab_lists(3)
     browser = logged_in_client(client)
 
     def portal() -> None:
@@ -118,3 +123,29 @@ def test_it_makes_as_many_queries_for_the_portal_with_2000_projects(settings, cl
     large = work_of(portal)
 
     assert large == small
+
+
+@responses.activate
+@pytest.mark.parametrize("page", ["1", "5"])
+def test_it_makes_as_many_queries_for_any_portal_page_of_a_member_of_400_projects(
+    settings, client, page
+):
+    """Counts and recent runs for every project of the list in one query per kind, and a
+    page of at most 50 rows, whatever the page: a member of 3 or of 400 projects alike."""
+    settings.GITLAB_URL = "https://gitlab.example.com"
+    settings.GITLAB_MANDATORY_TOPICS = []
+    crowd_the_database([GitLabUser.objects.get_or_create(id=7, defaults={"username": "dave"})[0]])
+    browser = logged_in_client(client)
+
+    def portal() -> None:
+        assert browser.get("/mlflow/", {"page": page}).status_code == 200
+
+    work = []
+    for count in (3, 400):
+        cache.clear()
+        responses.reset()
+        gitlab_lists(count)
+        portal()  # GitLab's list is cached from here on
+        work.append(work_of(portal))
+
+    assert work[1] == work[0]

@@ -62,10 +62,10 @@ def test_it_replaces_a_next_target_outside_this_site_by_the_portal(client, targe
     assert 'name="next" value="/mlflow/"' in page
 
 
-def test_it_says_when_browser_login_is_not_configured(client, settings):
+def test_it_offers_only_the_token_sign_in_when_oauth_is_not_configured(client, settings):
     settings.GITLAB_OAUTH_CLIENT_ID = ""
 
     page = client.get("/mlflow/login/").content.decode()
 
-    assert "Browser login is not configured" in page
-    assert "login-form" not in page
+    assert "Browser login is not configured" not in page
+    assert "login-form" not in page and 'id="token-form"' in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 import responses
@@ -77,3 +79,63 @@ def test_it_says_gitlab_is_not_answering(client):
 
     assert response.status_code == 503
     assert b"GitLab is not answering" in response.content
+
+
+class TestManyProjects:
+    """A member of 402 projects, one of which (ml/p377) has MLflow data."""
+
+    @pytest.fixture
+    def member_of_402(self, client, monkeypatch):
+        from datetime import UTC, datetime
+
+        from mlflow_bridge.embedded.activity import RecentRun
+        from projects.models import ProjectUsage
+        from sharinghub_mlflow import portal
+
+        answer_gitlab(*[listed(6000 + i, f"ml/p{i:03}", 30 if i % 2 else 20) for i in range(402)])
+        busy = f"p-{6000 + 377}"
+        now = datetime.now(tz=UTC)
+        monkeypatch.setattr(
+            portal,
+            "activity_of",
+            lambda workspaces: (
+                {busy: ProjectUsage(experiments=1, runs=2, last_activity=now)}
+                if busy in workspaces
+                else {}
+            ),
+        )
+        monkeypatch.setattr(portal, "recent_runs", lambda workspaces, limit: [
+            RecentRun(busy, "4", "a" * 32, "nightly", "FINISHED", now, "dave")])  # fmt: skip
+        return logged_in_client(client)
+
+    @responses.activate
+    def test_it_shows_the_project_with_data_first_and_50_rows_a_page(self, member_of_402):
+        page = member_of_402.get("/mlflow/").content.decode()
+
+        paths = re.findall(r'<tr data-path="([^"]+)"', page)
+        assert len(paths) == 50
+        assert paths[:3] == ["ml/p377", "ml/p000", "ml/p001"]
+        assert "1–50 of 402 projects" in page and 'rel="next" href="?page=2"' in page
+        assert "just now" in page and "0 minutes" not in page
+
+    @responses.activate
+    def test_it_pages_on_to_the_last_rows(self, member_of_402):
+        page = member_of_402.get("/mlflow/", {"page": 9}).content.decode()
+
+        assert re.findall(r'<tr data-path="([^"]+)"', page) == ["ml/p400", "ml/p401"]
+        assert 'rel="prev" href="?page=8"' in page and 'rel="next"' not in page
+
+    @responses.activate
+    def test_it_keeps_the_filter_across_pages(self, member_of_402):
+        page = member_of_402.get("/mlflow/", {"q": "p3"}).content.decode()
+
+        assert "1–50 of 100 projects" in page and 'href="?q=p3&amp;page=2"' in page
+
+    @responses.activate
+    def test_it_lists_recent_runs_across_projects(self, member_of_402):
+        page = member_of_402.get("/mlflow/").content.decode()
+        recent = page[page.index('id="recent-runs"') :]
+
+        assert "Recent runs across your projects" in recent
+        assert 'href="/mlflow/ml/p377/tracking/#/experiments/4/runs/' + "a" * 32 in recent
+        assert all(text in recent for text in ("nightly", "finished", "ml/p377", "dave"))

@@ -56,6 +56,21 @@ class TestEffectiveConfiguration:
         assert shown["cache"] == "redis://:***@cache:6379/0"
         assert shown["gitlab service token"] == "set"
 
+    @pytest.mark.parametrize(
+        ("client_id", "shown"),
+        [
+            pytest.param("app-id", "Log in with GitLab (OAuth), or a GitLab access token",
+                         id="oauth"),
+            pytest.param("", "a GitLab access token on the login page (no OAuth application: "
+                         "set GITLAB_OAUTH_CLIENT_ID and GITLAB_OAUTH_CLIENT_SECRET for "
+                         "\"Log in with GitLab\")", id="token-only"),
+        ],
+    )  # fmt: skip
+    def test_it_says_which_browser_sign_ins_are_on(self, settings, client_id, shown):
+        settings.GITLAB_OAUTH_CLIENT_ID = client_id
+
+        assert dict(serving.effective_configuration(OPTIONS))["browser sign-in"] == shown
+
     def test_it_passes_the_options_to_gunicorn(self):
         argv = serving.gunicorn_argv(OPTIONS)
 

@@ -85,6 +85,21 @@ class TestMeasure:
         assert row["artifact_bytes"] == 500
         assert row["path"] == project.path and row["measured_at"]
 
+    def test_its_table_names_each_column_once_and_counts_one_project_in_the_singular(
+        self, client, gitlab, uma
+    ):
+        project = owned(gitlab, uma)
+        log(client, project, uma, [500])
+        usage.measure([f"p-{project.id}"])
+        ProjectUsage.objects.exclude(project_id=project.id).delete()
+
+        lines = command("--cached").splitlines()
+
+        assert lines[0].split() == ["project", "path", "experiments", "runs", "reg.", "models",
+                                    "logged", "models", "traces", "artifacts", "last",
+                                    "activity"]  # fmt: skip
+        assert lines[-1].startswith("1 project, ")
+
     def test_it_says_so_when_nothing_was_measured(self):
         assert command("--cached").splitlines()[-1] == (
             "0 projects, 0 B of artifacts; figures measured 0 s ago at most."

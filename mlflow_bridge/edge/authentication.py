@@ -14,7 +14,8 @@ reads (`headers`); dispatch.py keeps every one of them from MLflow (credential_h
   job's (projects/jobs.py).
 - GitLabTokenAuthentication: any other token (personal, project, group, OAuth) in
   `Authorization: Bearer`, in Basic (the password), or in GitLab's own `PRIVATE-TOKEN`.
-- GitLabSessionAuthentication: a browser, by the GitLab OAuth login of its session; a request
+- GitLabSessionAuthentication: a browser, by the GitLab token its session signed in with on
+  the login page (kept sealed), else by the GitLab OAuth login of its session; a request
   that may change state must come from this site.
 
 A token GitLab has not seen recently is asked of GitLab: throttling.check_lookup may refuse
@@ -198,7 +199,8 @@ def credential_headers(classes: Iterable[type[BaseAuthentication]]) -> frozenset
 
 
 class GitLabSessionAuthentication(CredentialAuthentication):
-    """Authenticates a browser by its session: the GitLab OAuth login of the session's user.
+    """Authenticates a browser by its session: the GitLab token it signed in with on the login
+    page, else the GitLab OAuth login of the session's user.
 
     A session cookie travels with any request the browser makes, whoever made the page, so a
     request that may change state must come from this site (MLflow's UI sends no CSRF token,
@@ -211,8 +213,12 @@ class GitLabSessionAuthentication(CredentialAuthentication):
     def authenticate(self, request: Request | HttpRequest) -> Authenticated | None:
         django_request = getattr(request, "_request", request)
         user = getattr(django_request, "user", None)
-        login = oauth.gitlab_login(user) if user is not None and user.is_authenticated else None
-        if login is None:
+        if user is None or not user.is_authenticated:
+            return None
+        # A token signed in with on the login page, else the session's GitLab OAuth login.
+        token = oauth.session_token(django_request)
+        login = oauth.gitlab_login(user) if token is None else None
+        if token is None and login is None:
             return None
         if request.method not in SAFE_METHODS and not is_same_origin(request):
             raise BridgeError(
@@ -222,7 +228,7 @@ class GitLabSessionAuthentication(CredentialAuthentication):
             )
         try:
             credential = access.credential_for(
-                oauth.access_token_for(login), path=project_path(request)
+                token or oauth.access_token_for(login), path=project_path(request)
             )
         except gitlab.TokenScopeTooNarrow:
             # Logging in again would not help: the OAuth application lacks the scope.

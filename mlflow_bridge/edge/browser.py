@@ -75,6 +75,29 @@ def not_found_page(request: HttpRequest) -> HttpResponse:
     return render(request, "404.html", status=404)
 
 
+# MLflow 3.17's controls (their data-component-id) that create, change or delete: not offered
+# to a read-only role, whom the server would refuse. A page-header menu holds Rename and
+# Delete; "New run" only starts a write.
+WRITE_CONTROLS = (
+    "mlflow.experiment_list_view.new_experiment_button",
+    "mlflow.experiment_list_view.bulk_delete_button",
+    "mlflow.experiment.list.tag.add",
+    "codegen_mlflow_app_src_experiment-tracking_components_experiment-page_components_runs_"
+    "experimentviewrunscontrolsfilters.tsx_415",
+    "codegen_mlflow_app_src_shared_building_blocks_pageheader.tsx_54",
+    "codegen_mlflow_app_src_model-registry_components_promotemodelbutton.tsx_165",
+    "codegen_mlflow_app_src_model-registry_components_aliases_modelversionviewaliaseditor.tsx_29",
+    "codegen_mlflow_app_src_model-registry_components_aliases_modelversiontablealiasescell.tsx_30",
+    "codegen_mlflow_app_src_model-registry_components_modelversionview.tsx_516",
+    "mlflow.prompts.details.create",
+    "mlflow.prompts.details.tags.edit",
+    "mlflow.prompts.details.delete_version",
+    "mlflow.prompts.details.version.add_tags",
+    "mlflow.prompts.details.version.edit_model_config",
+    "mlflow.prompts.details.preview.optimize",
+)
+
+
 def with_banner(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """MLflow's index.html with SharingHub's banner and workspace script before </body>."""
     if response.status_code != 200 or not response.get("Content-Type", "").startswith("text/html"):
@@ -94,6 +117,7 @@ def with_banner(request: HttpRequest, response: HttpResponse) -> HttpResponse:
             if getattr(request, "sharinghub_session", False)
             else "",
             "public_read": visibility.is_public_read(project_access.project, project_access.level),
+            "write_controls": () if project_access.can_write else WRITE_CONTROLS,
             "workspace_json": json.dumps(describe(project_access.project)["name"]),
         },
         request=request,

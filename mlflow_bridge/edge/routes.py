@@ -339,10 +339,12 @@ class BridgeAnswer(enum.Enum):
     WORKSPACE = "workspace"
     ASSISTANT_CONFIG = "assistant config"
     ASSISTANT_PROVIDERS = "assistant providers"
+    GATEWAY_PROXY = "gateway proxy"
 
 
 # GET (or HEAD) of these is answered before MLflow's routes are matched: MLflow's workspace
-# handlers see every workspace, and its assistant lives in its FastAPI server only.
+# handlers see every workspace, its assistant lives in its FastAPI server only, and the runs
+# page asks the gateway proxy for its endpoints on its own (calls through it stay refused).
 # `<workspace>` is the project's own workspace; any other stays refused by the table.
 # fmt: off
 BRIDGE_ANSWERS: dict[str, BridgeAnswer] = {
@@ -350,6 +352,7 @@ BRIDGE_ANSWERS: dict[str, BridgeAnswer] = {
     "/3.0/mlflow/workspaces/<workspace>":      BridgeAnswer.WORKSPACE,
     "/3.0/mlflow/assistant/config":            BridgeAnswer.ASSISTANT_CONFIG,
     "/3.0/mlflow/assistant/providers":         BridgeAnswer.ASSISTANT_PROVIDERS,
+    "/2.0/mlflow/gateway-proxy":               BridgeAnswer.GATEWAY_PROXY,
 }
 # fmt: on
 

@@ -8,6 +8,10 @@
 - The assistant's configuration: MLflow's assistant lives in its FastAPI server only, so the UI
   is told it is not available (`remote_access_allowed: false`, no providers) instead of
   getting a 404 on every page.
+- The gateway proxy's reads: the runs page lists the AI gateway's endpoints on every visit.
+  A bare server without a gateway answers every read `{"endpoints": []}`
+  (mlflow/server/handlers.py, gateway_proxy_handler); so does this one. A POST through the
+  proxy (a call to a model) stays refused.
 
 The UI's probe for MLflow's auth plugin (`users/current`) keeps the 404 a bare server gives:
 answering it would make the UI ask for the plugin's roles and permissions too.
@@ -36,6 +40,7 @@ ANSWERS: dict[BridgeAnswer, Callable[[GitLabProject], dict]] = {
     BridgeAnswer.ASSISTANT_CONFIG:    lambda project: {"remote_access_allowed": False,
                                                        "providers": {}},
     BridgeAnswer.ASSISTANT_PROVIDERS: lambda project: {"providers": [], "resolved": None},
+    BridgeAnswer.GATEWAY_PROXY:       lambda project: {"endpoints": []},
 }
 # fmt: on
 

@@ -6,6 +6,7 @@ them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlflow.prompt.constants import IS_PROMPT_TAG_KEY
@@ -18,8 +19,13 @@ from projects.models import ProjectUsage
 # Each: (workspace, count, last change in epoch milliseconds) per workspace. `{among}` keeps
 # the workspaces asked for ("IN :workspaces"), or every one ("IS NOT NULL": a workspace always is).
 TRACKING_COUNTS = {
+    # A project's Default experiment, created with its first request, counts once it holds a
+    # run or a trace: an empty one is not data (MLflow's own list shows it to everybody).
     "experiments": "SELECT e.workspace, COUNT(*), MAX(e.last_update_time) FROM experiments e "
-    "WHERE e.lifecycle_stage = 'active' AND e.workspace {among} GROUP BY e.workspace",
+    "WHERE e.lifecycle_stage = 'active' AND e.workspace {among} AND NOT (e.name = 'Default' "
+    "AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.experiment_id) "
+    "AND NOT EXISTS (SELECT 1 FROM trace_info t WHERE t.experiment_id = e.experiment_id)) "
+    "GROUP BY e.workspace",
     "runs": "SELECT e.workspace, COUNT(*), MAX(COALESCE(r.end_time, r.start_time)) FROM runs r "
     "JOIN experiments e ON e.experiment_id = r.experiment_id "
     "WHERE r.lifecycle_stage = 'active' AND e.workspace {among} GROUP BY e.workspace",
@@ -80,3 +86,43 @@ def measured(workspace: str, counted: ProjectUsage | None = None) -> ProjectUsag
     directory = artifact_store.workspace_directory(workspace)
     figures.artifact_bytes, figures.artifact_files = artifact_store.size(directory)
     return figures
+
+
+RECENT_RUNS = (
+    "SELECT e.workspace, r.experiment_id, r.run_uuid, r.name, r.status, r.start_time, r.user_id "
+    "FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+    "WHERE r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active' "
+    "AND e.workspace IN :workspaces ORDER BY r.start_time DESC LIMIT :limit"
+)
+
+
+@dataclass(frozen=True)
+class RecentRun:
+    workspace: str
+    experiment_id: str
+    run_id: str
+    name: str
+    status: str
+    started: datetime | None
+    author: str
+
+
+def recent_runs(workspaces: list[str], limit: int = 10) -> list[RecentRun]:
+    """The latest `limit` active runs of these workspaces, newest first, in one query."""
+    if not workspaces:
+        return []
+    query = text(RECENT_RUNS).bindparams(bindparam("workspaces", expanding=True))
+    with tracking_store().engine.connect() as connection:
+        rows = connection.execute(query, {"workspaces": workspaces, "limit": limit})
+        return [
+            RecentRun(
+                workspace,
+                str(experiment_id),
+                run_id,
+                name or run_id[:8],
+                status or "",
+                datetime.fromtimestamp(start / 1000, tz=UTC) if start else None,
+                user_id or "",
+            )  # fmt: skip
+            for workspace, experiment_id, run_id, name, status, start, user_id in rows
+        ]

@@ -72,6 +72,16 @@ def prepare_metrics_directory() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
+def browser_sign_ins() -> str:
+    """How a person signs in at /mlflow/login/ with this configuration."""
+    if settings.GITLAB_OAUTH_CLIENT_ID:
+        return "Log in with GitLab (OAuth), or a GitLab access token"
+    return (
+        "a GitLab access token on the login page (no OAuth application: set "
+        'GITLAB_OAUTH_CLIENT_ID and GITLAB_OAUTH_CLIENT_SECRET for "Log in with GitLab")'
+    )
+
+
 def effective_configuration(options: dict) -> list[tuple[str, str]]:
     """What this process will serve with, one (name, value) per line; secrets only as set/unset."""
     worker_class = "gthread" if options["threads"] > 1 else "sync"
@@ -90,6 +100,7 @@ def effective_configuration(options: dict) -> list[tuple[str, str]]:
         ("s3 endpoint", settings.MLFLOW_S3_ENDPOINT_URL or "(AWS default)"),
         ("cache", without_password(settings.CACHE_URL) or "per process (no CACHE_URL)"),
         ("gitlab", settings.GITLAB_URL),
+        ("browser sign-in", browser_sign_ins()),
         ("gitlab service token", "set" if settings.GITLAB_SERVICE_TOKEN else "unset"),
         ("gitlab webhook secret", "set" if settings.GITLAB_WEBHOOK_SECRET else "unset"),
         ("membership cache ttl", f"{settings.MEMBERSHIP_CACHE_TTL}s"),

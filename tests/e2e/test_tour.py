@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
+from tests.e2e.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DELETE_ANYWAY,
+    TIMEOUT_MS,
+    log_in_with_gitlab,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -285,8 +291,8 @@ class TestReporter:
 
         row = page.get_by_role("row").filter(has=page.get_by_role("link", name="tour"))
         row.get_by_role("checkbox").click()
-        page.get_by_role("button", name="Delete", exact=True).click()
-        page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("button", name="Delete", exact=True)).to_be_hidden()
+        page.evaluate(DELETE_ANYWAY, tour_data["experiment_id"])
 
         notice = page.locator("#sharinghub-notice")
         expect(notice).to_contain_text(f"Developer or higher can write to {tour.path}")

@@ -17,7 +17,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--project", help="GitLab project path or id; default: every one")
-        parser.add_argument("--older-than", default="0s", help="deleted at least this long ago")
+        parser.add_argument(
+            "--older-than",
+            default="0s",
+            help="Only what was deleted at least this long ago: an age like 30d, 12h, 1d12h, "
+            "90m or 0s (default: 0s, everything deleted).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="List; delete nothing.")
 
     def handle(self, *args, **options):

@@ -17,9 +17,25 @@ class Command(BaseCommand):
     help = "Apply Django migrations and MLflow's database upgrade, then serve with gunicorn."
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default=settings.SERVE_BIND)
-        parser.add_argument("--workers", type=int, default=settings.SERVE_WORKERS)
-        parser.add_argument("--threads", type=int, default=settings.SERVE_THREADS)
+        parser.add_argument(
+            "--bind",
+            default=settings.SERVE_BIND,
+            help="Address and port to listen on, e.g. 0.0.0.0:8000 (default: SERVE_BIND, "
+            "%(default)s).",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.SERVE_WORKERS,
+            help="gunicorn worker processes (default: SERVE_WORKERS, %(default)s).",
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=settings.SERVE_THREADS,
+            help="Threads per worker; above 1, gunicorn's gthread worker (default: "
+            "SERVE_THREADS, %(default)s).",
+        )
         parser.add_argument(
             "--timeout",
             type=int,
@@ -27,7 +43,13 @@ class Command(BaseCommand):
             help="Seconds a worker may stay silent before it is replaced (with --threads 1: "
             "the longest one request may take, large artifact transfers included).",
         )
-        parser.add_argument("--graceful-timeout", type=int, default=settings.SERVE_GRACEFUL_TIMEOUT)
+        parser.add_argument(
+            "--graceful-timeout",
+            type=int,
+            default=settings.SERVE_GRACEFUL_TIMEOUT,
+            help="Seconds a stopping worker may finish its requests before it is killed "
+            "(default: SERVE_GRACEFUL_TIMEOUT, %(default)s).",
+        )
 
     def handle(self, *args, **options):
         # Without its databases or artifact store the service cannot work: refuse to start.

@@ -39,20 +39,21 @@ class Command(BaseCommand):
 
     def _table(self, rows: list[dict]) -> None:
         self.stdout.write(
-            f"{'project':>8}  {'path':<40} {'exp':>5} {'runs':>7} {'models':>6} "
-            f"{'logged':>6} {'traces':>7} {'artifacts':>10}  last activity"
+            f"{'project':>8}  {'path':<40} {'experiments':>11} {'runs':>7} {'reg. models':>11} "
+            f"{'logged models':>13} {'traces':>7} {'artifacts':>10}  last activity"
         )
         for row in rows:
             last = row["last_activity"]
             last = last.isoformat(timespec="minutes") if last else "-"
             path = row["path"] + (" (orphaned)" if row["orphaned_at"] else "")
             self.stdout.write(
-                f"{row['project_id']:>8}  {path:<40} {row['experiments']:>5} {row['runs']:>7} "
-                f"{row['registered_models']:>6} {row['logged_models']:>6} {row['traces']:>7} "
+                f"{row['project_id']:>8}  {path:<40} {row['experiments']:>11} {row['runs']:>7} "
+                f"{row['registered_models']:>11} {row['logged_models']:>13} {row['traces']:>7} "
                 f"{human(row['artifact_bytes']):>10}  {last}"
             )
         total = sum(row["artifact_bytes"] for row in rows)
         oldest = min((row["measured_at"] for row in rows), default=timezone.now())
         age = int((timezone.now() - oldest).total_seconds())
-        self.stdout.write(f"{len(rows)} projects, {human(total)} of artifacts; "
+        projects = "1 project" if len(rows) == 1 else f"{len(rows)} projects"
+        self.stdout.write(f"{projects}, {human(total)} of artifacts; "
                           f"figures measured {age} s ago at most.")  # fmt: skip

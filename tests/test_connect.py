@@ -1,0 +1,62 @@
+"""The connect page in-process: snippets a shell accepts as pasted, and for a read-only role
+a snippet that reads instead of one that would be refused."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+import subprocess
+
+import pytest
+
+from tests.sessions import logged_in_client
+
+pytestmark = pytest.mark.django_db
+_ids = itertools.count()
+
+
+@pytest.fixture
+def connect_page(client, gitlab, settings):
+    settings.GITLAB_URL = gitlab.url
+
+    def page_for(level: int) -> str:
+        user = gitlab.add_user(f"connect-{next(_ids)}")
+        project = gitlab.add_project(f"connect/team/p{user.id}")
+        project.direct[user.id] = level
+        browser = logged_in_client(client, user.id, user.username, gitlab.oauth.issue(user))
+        response = browser.get(f"/mlflow/{project.path}/connect/")
+        assert response.status_code == 200
+        return response.content.decode()
+
+    return page_for
+
+
+def snippet(page: str, name: str) -> str:
+    found = re.search(rf'<pre id="snippet-{name}"><code>(.*?)</code>', page, re.S)
+    return html.unescape(found.group(1))
+
+
+def test_its_environment_block_is_valid_shell_as_pasted(connect_page):
+    block = snippet(connect_page(30), "env")
+
+    checked = subprocess.run(["sh", "-n", "-c", block], capture_output=True, text=True)
+
+    assert checked.returncode == 0, checked.stderr
+    assert "export MLFLOW_TRACKING_TOKEN=" in block
+
+
+def test_it_gives_a_developer_a_training_snippet(connect_page):
+    python = snippet(connect_page(30), "python")
+
+    assert "mlflow.start_run()" in python and "log_metric" in python
+
+
+def test_it_gives_a_reporter_a_reading_snippet(connect_page):
+    page = connect_page(20)
+    python = snippet(page, "python")
+
+    assert "mlflow.search_runs(" in python and "models:/" in python
+    assert "start_run" not in python and "log_" not in python
+    assert "start_run" not in snippet(page, "ci") and "read-only" in page
+    compile(python, "snippet", "exec")
