@@ -281,6 +281,11 @@ MIDDLEWARE = [
     "social_django.middleware.SocialAuthExceptionMiddleware",
 ]
 
+# security.W002 asks for Django's X-Frame-Options middleware: FramingMiddleware answers framing
+# for every page instead (CSP frame-ancestors; X-Frame-Options: DENY on the admin), because
+# SharingHub's "Model experiments" tab and Jupyter must frame what DENY would refuse.
+SILENCED_SYSTEM_CHECKS = ["security.W002"]
+
 ROOT_URLCONF = "sharinghub_mlflow.urls"
 WSGI_APPLICATION = "sharinghub_mlflow.wsgi.application"
 # MLflow routes keep their exact paths: no slash appended, no redirect added by Django.
