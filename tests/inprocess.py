@@ -7,10 +7,14 @@ import http.client
 import io
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import requests
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.test import Client
 from django.test.client import ClientHandler
 
@@ -92,8 +96,9 @@ class WsgiAdapter(requests.adapters.BaseAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
         if WsgiAdapter.handler is None:
             WsgiAdapter.handler = ClientHandler(enforce_csrf_checks=True)
-        answer = WsgiAdapter.handler(_environ(request))
-        content = b"".join(answer.streaming_content) if answer.streaming else answer.content
+        with _connection_kept():
+            answer = WsgiAdapter.handler(_environ(request))
+            content = b"".join(answer.streaming_content) if answer.streaming else answer.content
         headers = [*answer.items()]
         headers += [("Set-Cookie", c.output(header="").strip()) for c in answer.cookies.values()]
         response = requests.Response()
@@ -112,6 +117,19 @@ class WsgiAdapter(requests.adapters.BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def _connection_kept() -> Iterator[None]:
+    """Keep the test's database connection (and its transaction) open through the request: a
+    response closed inside a view (mlflow_bridge/edge/browser.py's with_banner) sends
+    request_finished, whose close_old_connections would end the test's transaction on
+    PostgreSQL. Django's test Client does the same around its own requests."""
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_finished.connect(close_old_connections)
 
 
 def _environ(request: requests.PreparedRequest) -> dict:

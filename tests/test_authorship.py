@@ -191,8 +191,9 @@ class TestStockClient:
         assert info["tags"]["mlflow.user"] == "dave"
         assert info["tags"]["team"] == "nlp"
 
-    def test_it_refuses_deleting_the_author_tag(self, gunicorn_server, cast, project_a):
-        api, seeded = project_a
+class TestThroughTheSite:
+    def test_it_refuses_deleting_the_author_tag(self, site_project_a):
+        api, seeded = site_project_a
         response = api.post("runs/delete-tag", {"run_id": seeded["run_id"], "key": "mlflow.user"})
 
         assert response.status_code == 400
