@@ -242,3 +242,20 @@ READS = (
     lambda api, e, trace_id: api.call("GET", f"api/3.0/mlflow/traces/{trace_id}"),
     lambda api, e, trace_id: searched(api, e),
 )  # fmt: skip
+
+
+class TestSettingProvenance:
+    """CI provenance (which job made it) is the server's too, on the ways in a span takes."""
+
+    @pytest.mark.parametrize("content_type", ["application/x-protobuf", "application/json"])
+    def test_it_refuses_a_span_that_claims_a_ci_job(self, content_type, otto):
+        api, experiment_id = otto
+        attributes = {"mlflow.traceTag.gitlab.job_url": "https://gitlab.example/jobs/1"}
+        body = (otlp_span(os.urandom(16), attributes) if content_type.endswith("protobuf")
+                else otlp_json(attributes))  # fmt: skip
+
+        response = post_otlp(api, experiment_id, body, content_type)
+
+        assert response.status_code == 400, response.text[:500]
+        assert "gitlab.job_url" in response.json()["message"]
+        assert "gitlab.example/jobs/1" not in searched(api, experiment_id).text
