@@ -199,3 +199,76 @@ class TestThroughTheSite:
         assert response.status_code == 400
         assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert "who created the run" in response.json()["message"]
+
+
+# Issue 22: the author shapes the stock client sends beside run and trace tags, each claiming
+# mallory: a dataset's tags (a JSON string), its records' tags (records, a JSON string), and a
+# HUMAN assessment's source.
+STOCK_SHAPES_SCRIPT = """
+import json
+import mlflow
+from mlflow.entities import AssessmentSource
+from mlflow.genai.datasets import create_dataset
+
+experiment = mlflow.set_experiment("authorship-shapes")
+dataset = create_dataset(name="claims-mallory", experiment_id=experiment.experiment_id,
+                         tags={"mlflow.user": "mallory", "team": "nlp"})
+dataset.merge_records([{"inputs": {"question": "?"}, "expectations": {"answer": "42"},
+                        "tags": {"mlflow.user": "mallory"}}])
+with mlflow.start_span("answer") as span:
+    span.set_outputs("42")
+mlflow.flush_trace_async_logging()
+feedback = mlflow.log_feedback(trace_id=span.trace_id, name="correct", value=True,
+                               source=AssessmentSource(source_type="HUMAN", source_id="mallory"))
+print(json.dumps({"dataset_id": dataset.dataset_id, "trace_id": span.trace_id,
+                  "assessment_id": feedback.assessment_id}))
+"""
+
+
+def run_as_dave(server, cast, script: str) -> str:
+    """A script run with the stock client as Dave; the last line it prints."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(cast.project.path),
+                "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+class TestAuthorShapes:
+    def test_it_signs_datasets_their_records_and_human_feedback_with_the_gitlab_username(
+        self, gunicorn_server, cast
+    ):
+        made = json.loads(run_as_dave(gunicorn_server, cast, STOCK_SHAPES_SCRIPT))
+
+        api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
+        dataset = api.ok("GET", f"api/3.0/mlflow/datasets/{made['dataset_id']}")["dataset"]
+        records = api.ok("GET", f"api/3.0/mlflow/datasets/{made['dataset_id']}/records")
+        assessment = api.ok("GET", f"api/3.0/mlflow/traces/{made['trace_id']}/assessments/"
+                            f"{made['assessment_id']}")["assessment"]  # fmt: skip
+        assert (dataset["created_by"], dataset["last_updated_by"]) == ("dave", "dave")
+        assert json.loads(dataset["tags"]) == {"mlflow.user": "dave", "team": "nlp"}
+        [record] = json.loads(records["records"])
+        assert (record["created_by"], record["tags"]["mlflow.user"]) == ("dave", "dave")
+        assert assessment["source"] == {"source_type": "HUMAN", "source_id": "dave"}
+
+    def test_it_signs_a_v2_traces_request_metadata_list_with_the_gitlab_username(
+        self, gunicorn_server, cast
+    ):
+        """No stock client API sends v2 StartTrace any more: its REST body, as older clients
+        wrote it."""
+        api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.dave.token)
+        experiment_id = api.ok("POST", "api/2.0/mlflow/experiments/create",
+                               json={"name": "authorship-v2-traces"})["experiment_id"]  # fmt: skip
+        started = api.ok("POST", "api/2.0/mlflow/traces", json={
+            "experiment_id": experiment_id, "timestamp_ms": 1000,
+            "request_metadata": [{"key": "mlflow.user", "value": "mallory"}],
+            "tags": [{"key": "mlflow.user", "value": "mallory"}]})  # fmt: skip
+
+        reader = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
+        request_id = started["trace_info"]["request_id"]
+        info = reader.ok("GET", f"api/2.0/mlflow/traces/{request_id}/info")["trace_info"]
+        assert {"key": "mlflow.user", "value": "dave"} in info["request_metadata"]
+        assert {"key": "mlflow.user", "value": "dave"} in info["tags"]
+        assert "mallory" not in json.dumps(info)

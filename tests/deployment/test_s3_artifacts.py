@@ -7,6 +7,7 @@ it through MLFLOW_S3_ENDPOINT_URL, as it would MinIO or Ceph.
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import boto3
@@ -16,10 +17,14 @@ from moto.server import ThreadedMotoServer
 
 from tests.api import Api
 from tests.live import LiveServer, start_live_server, stop
+from tests.security.test_foreign_traces import start_trace, store_location, trace_artifact
+from tests.test_trace_locations import otlp_span
 
 BUCKET = "mlflow"
 PREFIX = "tenant/artifacts"
 SECRET = "only-in-project-a"
+# A trace's data in project A (issue 22).
+TRACES = b'{"spans": [], "request": "only-in-project-a"}'
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -205,3 +210,72 @@ class TestArtifactStoreOnS3:
         assert artifact_store.delete("workspaces/p-1") == 1
 
         assert list(sizes(s3_endpoint, "prefixes/")) == ["prefixes/workspaces/p-10/1/b.txt"]
+
+
+class TestTraceLocationsOnS3:
+    """Issue 22: a trace's stored location never leads Otto (project B) to project A's
+    traces.json in the bucket, nor into another bucket the server's credentials reach."""
+
+    @pytest.fixture(scope="class")
+    def victim(self, server, cast, s3_endpoint) -> tuple[str, str]:
+        """Project A's trace with its traces.json on S3, read back by Dave: its s3:// directory
+        and its proxied location."""
+        api = Api(server.tracking_uri(cast.project.path), cast.dave.token)
+        experiment_id = api.ok("POST", "api/2.0/mlflow/experiments/create",
+                               json={"name": "s3-traced"})["experiment_id"]  # fmt: skip
+        status, created = start_trace(api, experiment_id)
+        assert status == 200, created
+        info = created["trace"]["trace_info"]
+        location = info["tags"]["mlflow.artifactLocation"]
+        relative = location.split(f"workspaces/p-{cast.project.id}/", 1)[1]
+        api.ok("PUT", f"api/2.0/mlflow-artifacts/artifacts/{relative}/traces.json", data=TRACES)
+
+        response = trace_artifact(api, info["trace_id"])
+
+        assert (response.status_code, response.content) == (200, TRACES)
+        key = f"{PREFIX}/workspaces/p-{cast.project.id}/{relative}/traces.json"
+        assert keys(s3_endpoint, key) == [key]
+        return f"s3://{BUCKET}/{key.removesuffix('/traces.json')}", location
+
+    @pytest.fixture(scope="class")
+    def other_bucket(self, s3_endpoint) -> str:
+        """A bucket outside MLFLOW_ARTIFACTS_DESTINATION, holding a traces.json."""
+        s3 = bucket(s3_endpoint).meta.client
+        s3.create_bucket(Bucket="elsewhere")
+        s3.put_object(Bucket="elsewhere", Key="x/artifacts/traces.json", Body=TRACES)
+        return "s3://elsewhere/x/artifacts"
+
+    def test_it_refuses_a_span_that_points_at_project_a_on_s3(self, server, cast, victim):
+        s3_location, _ = victim
+        otto = Api(server.tracking_uri(cast.other_project.path), cast.otto.token)
+        body = otlp_span(os.urandom(16), {
+            "mlflow.traceTag.mlflow.artifactLocation": s3_location,
+            "mlflow.traceTag.mlflow.trace.spansLocation": "ARTIFACT_REPO"})  # fmt: skip
+
+        response = otto.call("POST", "v1/traces", data=body, headers={
+            "Content-Type": "application/x-protobuf", "X-Mlflow-Experiment-Id": "0"})  # fmt: skip
+
+        assert response.status_code == 400, response.text[:500]
+        assert "mlflow.traceTag.mlflow.artifactLocation" in response.json()["message"]
+
+    @pytest.mark.parametrize("where", ["project A's key", "proxied", "another bucket"])
+    def test_it_never_reads_project_as_traces_whatever_the_stored_tag_says(
+        self, where, server, cast, victim, other_bucket
+    ):
+        s3_location, proxied = victim
+        otto = Api(server.tracking_uri(cast.other_project.path), cast.otto.token)
+        name = f"s3-otto-{os.urandom(4).hex()}"
+        experiment_id = otto.ok("POST", "api/2.0/mlflow/experiments/create",
+                                json={"name": name})["experiment_id"]  # fmt: skip
+        status, created = start_trace(otto, experiment_id)
+        assert status == 200, created
+        trace_id = created["trace"]["trace_info"]["trace_id"]
+        location = {"project A's key": s3_location, "proxied": proxied,
+                    "another bucket": other_bucket}[where]  # fmt: skip
+        store_location(server, trace_id, location)
+
+        response = trace_artifact(otto, trace_id)
+
+        assert TRACES not in response.content
+        assert response.status_code == 404, response.text[:500]
+        assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
