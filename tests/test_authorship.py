@@ -191,6 +191,7 @@ class TestStockClient:
         assert info["tags"]["mlflow.user"] == "dave"
         assert info["tags"]["team"] == "nlp"
 
+
 class TestThroughTheSite:
     def test_it_refuses_deleting_the_author_tag(self, site_project_a):
         api, seeded = site_project_a
