@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions
+from sqlalchemy import exc as sqlalchemy_errors
 
 from projects import gitlab, gitlab_health
 
@@ -39,6 +40,12 @@ CODE_OF_DRF_EXCEPTION: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "MALFORMED_REQUEST",
 }
 CHALLENGE = 'Bearer realm="mlflow", Basic realm="mlflow"'
+DATABASE_UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    sqlalchemy_errors.OperationalError,
+    sqlalchemy_errors.InterfaceError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +157,8 @@ def as_bridge_error(exc: Exception) -> BridgeError | None:
         return error
     if isinstance(exc, gitlab.GitLabUnavailable):
         return gitlab_unavailable(exc)
-    if isinstance(exc, OperationalError | InterfaceError):
+    # Django's, or SQLAlchemy's when the bridge reads MLflow's database itself (owners).
+    if isinstance(exc, DATABASE_UNAVAILABLE):
         logger.warning("Database unavailable: %s", type(exc).__name__)
         return database_unavailable()
     if isinstance(exc, exceptions.APIException):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import select
 import selectors
@@ -171,6 +172,10 @@ class JsonErrorThreadWorker(JsonErrors, ThreadWorker):
             data = b""
         if not data:
             return self.drop(conn)
+        self.took(conn, data)
+
+    def took(self, conn, data: bytes) -> None:
+        """Bytes of a request head: hand the connection to a thread once the head is whole."""
         conn.head += data
         if len(conn.head) > MAX_HEAD_BYTES and b"\n\n" not in conn.head.replace(b"\r", b""):
             with contextlib.suppress(OSError):  # a best effort: the client may not read
@@ -193,6 +198,32 @@ class JsonErrorThreadWorker(JsonErrors, ThreadWorker):
         conn.head = b""
         fs = self.tpool.submit(self.handle, conn)
         self._wrap_future(fs, conn)
+
+    def handle_request(self, req, conn) -> bool:
+        keepalive = super().handle_request(req, conn)
+        if keepalive and not self.cfg.is_ssl:
+            # The event loop reads the next head itself, so the rest of a body the application
+            # left unread (a refused upload the client sent whole) is discarded here, in this
+            # thread, as gunicorn's parser does before it parses the next request. What was
+            # read past this request (the next one's head) goes back to the event loop.
+            while req.body.read(65536):
+                pass
+            unreader = conn.parser.unreader
+            conn.pending = unreader.buf.getvalue()
+            unreader.buf = io.BytesIO()
+        return keepalive
+
+    def finish_request(self, fs) -> None:
+        super().finish_request(fs)
+        conn = fs.conn
+        pending, conn.pending = getattr(conn, "pending", b""), b""
+        with self._lock:
+            kept = pending and conn in self._keep
+            if kept:  # its next request has (partly) arrived already: no socket event will say
+                self._keep.remove(conn)
+                self._heads[conn] = time.monotonic() + _timeouts()[0]
+        if kept:
+            self.took(conn, pending)
 
     def drop(self, conn) -> None:
         """Close a connection the event loop holds (gone, or too slow with its head)."""

@@ -139,3 +139,25 @@ def test_it_still_serves_kept_alive_requests_and_refuses_huge_heads(server):
     assert first == [b"HTTP/1.1 200 OK"]
     assert second == [b"HTTP/1.1 200 OK"]
     assert huge == [b"HTTP/1.1 431 Request Header Fields Too Large"]
+
+
+def test_it_reads_past_a_body_the_application_left_unread_on_a_kept_alive_connection(
+    server, member
+):
+    """A refused upload (401 here, 413 beyond the quota) leaves its body unread; the client
+    has sent it all, as the stock client does, and asks again on the same connection."""
+    uri, _ = member
+    host, port = server.url.removeprefix("http://").split(":")
+    path = urlsplit(uri).path + "api/2.0/mlflow-artifacts/artifacts/run/big.bin"
+    body = b"x" * 300_000
+    upload = (f"PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n"
+              ).encode() + body  # fmt: skip
+    health = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(upload)
+        refused = answers(sock, 1)
+        sock.sendall(health)
+        then = answers(sock, 1)
+
+    assert refused == [b"HTTP/1.1 401 Unauthorized"]
+    assert then == [b"HTTP/1.1 200 OK"]
