@@ -108,7 +108,8 @@ PINNED_ENVIRONMENT = {
     "SERVE_ARTIFACTS_ENV_VAR": "_MLFLOW_SERVER_SERVE_ARTIFACTS",
     "ARTIFACTS_DESTINATION_ENV_VAR": "_MLFLOW_SERVER_ARTIFACT_DESTINATION",
 }
-# The tables and columns the seam's SQL reads (owners, activity, workspace_rows, deleted).
+# The tables and columns the seam's SQL reads or writes (owners, activity, workspace_rows,
+# deleted, registry).
 PINNED_SCHEMA = {
     "experiments": {"experiment_id", "workspace", "lifecycle_stage", "last_update_time"},
     "runs": {"run_uuid", "experiment_id", "lifecycle_stage", "start_time", "end_time"},
@@ -118,6 +119,7 @@ PINNED_SCHEMA = {
     "evaluation_datasets": {"dataset_id", "workspace"},
     "registered_models": {"workspace", "name", "last_updated_time"},
     "registered_model_tags": {"workspace", "name", "key"},
+    "model_versions": {"workspace", "name", "version", "user_id"},  # registry: the creator
     "workspaces": {"name"},
     "inputs": {"input_uuid", "source_id", "destination_id"},
     "input_tags": {"input_uuid"},
@@ -125,7 +127,7 @@ PINNED_SCHEMA = {
     "datasets": {"dataset_uuid"},
     "scheduler_leases": set(),
 }  # fmt: skip
-SQL_TABLE = re.compile(r"(?i)\b(?:from|join)\s+(\w+)")
+SQL_TABLE = re.compile(r"(?i)\b(?:from|join|update)\s+(\w+)")
 
 
 def resolve(dotted: str) -> object:
