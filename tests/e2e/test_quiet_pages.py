@@ -37,6 +37,7 @@ REFUSED_OFFERS = [
 ]
 # An error MLflow's UI shows in a toast or an inline alert.
 ERROR_TEXT = re.compile(r"PERMISSION_DENIED|not available on this SharingHub|INTERNAL_ERROR")
+CREATOR_DAVE = re.compile(r"Creator\W*dave")
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +198,12 @@ def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
             page.screenshot(path=str(SHOTS / f"{looker.name}-{width}-{name}.png"), full_page=True)
             # Laid out for the window: nothing wider than it (no sideways scrolling).
             assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+        if width == WIDE:  # a version's creator is who registered it: Dave's script
+            page.goto(looker.url(quiet, "/models/quiet-model/versions/1"))
+            expect(page.get_by_text(CREATOR_DAVE).first).to_be_visible()
+            page.goto(looker.url(quiet, "/models/quiet-model"))  # its "Created by" column
+            expect(page.get_by_role("row").filter(has_text="dave").first).to_be_visible()
+            page.screenshot(path=str(SHOTS / f"{looker.name}-{width}-model-created-by.png"))
         if who == "rita" and width == WIDE:
             refuse_once(looker, quiet)
         if width == PHONE:
