@@ -90,12 +90,6 @@ def presented_token(request: HttpRequest) -> tuple[str, str] | None:
     return None
 
 
-def token_of(request: HttpRequest) -> str | None:
-    """The request's token, wherever it is (see presented_token)."""
-    presented = presented_token(request)
-    return None if presented is None else presented[1]
-
-
 def project_path(request: Request | HttpRequest) -> str | None:
     """The project the tracking view found in the URL before authenticating (views.locate):
     its access is then read with the token, in one query."""
