@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DELETE_ANYWAY,
     TIMEOUT_MS,
     log_in_with_gitlab,
@@ -118,15 +116,6 @@ def tour_data(server, cast, tour) -> dict:
     assert done.returncode == 0, done.stderr[-3000:]
     experiment_id, run_id, trace_id = done.stdout.strip().splitlines()[-1].split()
     return {"experiment_id": experiment_id, "run_id": run_id, "trace_id": trace_id}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Visitor:
