@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_browser import TIMEOUT_MS, log_in_with_gitlab
-from tests.e2e.test_tour import TOUR_SCRIPT, refusals
+from tests.e2e.test_tour import TOUR_SCRIPT, logged_by_script, refusals
 from tests.sessions import log_in
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -51,15 +49,8 @@ def quiet(gitlab, cast):
 
 @pytest.fixture(scope="module")
 def quiet_data(gunicorn_server, cast, quiet) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update({"MLFLOW_TRACKING_URI": gunicorn_server.tracking_uri(quiet.path),
-                "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
     script = TOUR_SCRIPT.replace("tour", "quiet")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    experiment_id, run_id, trace_id = done.stdout.strip().splitlines()[-1].split()
-    return {"experiment_id": experiment_id, "run_id": run_id, "trace_id": trace_id}
+    return logged_by_script(gunicorn_server, quiet, cast.dave.token, script)
 
 
 def pages(data: dict) -> list[tuple[str, str]]:
