@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import itertools
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from sqlalchemy import Integer, String
 
 from mlflow_bridge.embedded import mlflow_app
 from tests.gitlab_double import GitLabDouble
-from tests.inprocess import Tracking
+from tests.inprocess import Tracking, new_member
 from tests.test_imports import ROOT, mlflow_internals, mlflow_tables
 from tests.test_imports import SEAM as SEAM_MODULE
 
@@ -236,20 +235,13 @@ def mlflow_tables_by_name() -> dict:
 
 
 CASCADE = WorkspaceDeletionMode.CASCADE
-_groups = itertools.count()
 
 
 @pytest.fixture
 def tracking(client, gitlab: GitLabDouble, settings) -> Tracking:
     """Quinn, a Developer of a new project, in-process (`.workspace`: the project's)."""
     settings.GITLAB_URL = gitlab.url
-    top = f"seam{next(_groups)}"
-    quinn = gitlab.add_user(f"quinn-{top}")
-    project = gitlab.add_project(f"{top}/team/churn")
-    project.direct[quinn.id] = 30
-    tracking = Tracking(client, project.path, quinn.token)
-    tracking.workspace = f"p-{project.id}"
-    return tracking
+    return new_member(client, gitlab, 30, "quinn-seam", "seam/team")
 
 
 def hard_delete_elsewhere(workspace: str, experiment_id: str) -> None:
