@@ -65,8 +65,11 @@ def from_the_orm_path(token: str, path: str) -> tuple[int, int] | None:
 
 
 def from_one_query(token: str, path: str) -> tuple[int, int] | None:
-    known = access.cached_in_one_query(token, TokenFingerprint.digest_of(token), path)
-    return None if known is None else (known.known.project.id, known.known.level)
+    found = access.cached_in_one_query(token, TokenFingerprint.digest_of(token), path)
+    if found is None:
+        return None
+    credential, _ = found  # and when the first of its rows expires (memo.py)
+    return credential.known.project.id, credential.known.level
 
 
 @pytest.mark.parametrize("membership", ["fresh", "expired", "absent"])
