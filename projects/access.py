@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,6 +29,7 @@ from projects.records import (
 )
 
 logger = logging.getLogger(__name__)
+Answer = TypeVar("Answer")  # what GitLab answered a call made with a token
 
 
 def credential_for(
@@ -160,12 +162,19 @@ def prove_read_api(credential: Credential) -> None:
     once, then remembered with its fingerprint): what the API would find at its first read."""
     if credential.reads_api or credential.job is not None:
         return
+    _proving_scope(credential, gitlab.GitLabClient(credential.token).check_read_api)
+
+
+def _proving_scope(credential: Credential, ask: Callable[[], Answer]) -> Answer:
+    """GitLab's answer to `ask` (a call made with the token itself): a refusal for its scope
+    disproves read_api, any answer proves it; either is remembered with its fingerprint."""
     try:
-        gitlab.GitLabClient(credential.token).check_read_api()
+        answer = ask()
     except gitlab.TokenScopeTooNarrow:
         remember_scope(credential, reads_api=False)
         raise
     remember_scope(credential, reads_api=True)
+    return answer
 
 
 def _unknown_path_key(user: GitLabUser, path: str) -> str:
@@ -214,13 +223,7 @@ def access_to(credential: Credential, path: str) -> ProjectAccess | None:
 def _prove_scope_and_fetch(credential: Credential, path: str) -> ProjectAccess | None:
     """Ask GitLab with the token itself: its answer, found or not, proves the read_api scope."""
     CACHE_LOOKUPS.labels("unproven_token").inc()
-    try:
-        found = _fetch_access(credential, path)
-    except gitlab.TokenScopeTooNarrow:
-        remember_scope(credential, reads_api=False)
-        raise
-    remember_scope(credential, reads_api=True)
-    return found
+    return _proving_scope(credential, lambda: _fetch_access(credential, path))
 
 
 def _fetch_access(credential: Credential, path: str) -> ProjectAccess | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -68,6 +69,21 @@ class Tracking:
 # run unchanged, cookies, redirects and headers included, with the test's database transaction.
 
 SITE_URL = "http://testserver"
+
+
+_members = itertools.count()
+
+
+def new_member(client: Client, gitlab: GitLabDouble, level: int, who: str, group: str) -> Tracking:
+    """A new GitLab user `<who><n>` holding `level` in a new project `<group>/p<n>`, as a client
+    of the tracking view; `.username` is the user's, `.workspace` the project's."""
+    n = next(_members)
+    user = gitlab.add_user(f"{who}{n}")
+    project = gitlab.add_project(f"{group}/p{n}")
+    project.direct[user.id] = level
+    tracking = Tracking(client, project.path, user.token)
+    tracking.username, tracking.workspace = user.username, f"p-{project.id}"
+    return tracking
 
 
 class _RawAnswer:

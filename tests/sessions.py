@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -75,3 +76,18 @@ def logged_in_client(client, gitlab_id: int = 7, username: str = "dave", token: 
         "auth_time": int(time.time()), "token_type": "Bearer"})  # fmt: skip
     client.force_login(user, backend="social_core.backends.gitlab.GitLabOAuth2")
     return client
+
+
+_members = itertools.count()
+
+
+def page_as_member(client, gitlab: GitLabDouble, level: int, page: str, prefix: str, **headers):
+    """The HTML of a project's `page` ("tracking/", "connect/"), for a browser logged in as a new
+    user `<prefix>-<n>` holding `level` in a new project `<prefix>/team/p<id>`."""
+    user = gitlab.add_user(f"{prefix}-{next(_members)}")
+    project = gitlab.add_project(f"{prefix}/team/p{user.id}")
+    project.direct[user.id] = level
+    browser = logged_in_client(client, user.id, user.username, gitlab.oauth.issue(user))
+    response = browser.get(f"/mlflow/{project.path}/{page}", **headers)
+    assert response.status_code == 200
+    return response.content.decode()

@@ -10,8 +10,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
+from mlflow import MlflowClient
 
 from mlflow_bridge.edge import authorship
 from mlflow_bridge.edge.errors import BridgeError
@@ -273,3 +275,47 @@ class TestAuthorShapes:
         assert {"key": "mlflow.user", "value": "dave"} in info["request_metadata"]
         assert {"key": "mlflow.user", "value": "dave"} in info["tags"]
         assert "mallory" not in json.dumps(info)
+
+
+@pytest.mark.django_db
+class TestModelVersionCreator:
+    """A model version's "Created by" (its `user_id`, which MLflow's store never fills) is the
+    GitLab user who registered it, prompts' versions included, whatever the client claims."""
+
+    @pytest.fixture
+    def dave_client(self, site, cast, monkeypatch):
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", cast.dave.token)
+        uri = site.tracking_uri(cast.project.path)
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def test_it_records_the_caller_as_the_versions_creator(self, dave_client):
+        run = dave_client.create_run(dave_client.create_experiment(f"e-{uuid.uuid4().hex[:8]}"))
+        name = dave_client.create_registered_model(f"m-{uuid.uuid4().hex[:8]}").name
+
+        created = dave_client.create_model_version(
+            name, f"runs:/{run.info.run_id}/model", run.info.run_id
+        )
+
+        assert created.user_id == "dave"
+        assert dave_client.get_model_version(name, created.version).user_id == "dave"
+        assert [v.user_id for v in dave_client.search_model_versions(f"name='{name}'")] == ["dave"]
+
+    def test_it_records_the_caller_as_a_prompt_versions_creator(self, dave_client):
+        name = f"p-{uuid.uuid4().hex[:8]}"
+
+        dave_client.register_prompt(name, "Answer {{question}}")
+
+        assert dave_client.get_prompt_version(name, 1).user_id == "dave"
+
+    def test_a_client_cannot_name_another_creator(self, site_project_a, cast, site):
+        _, seeded = site_project_a
+        dave = site.api(cast.project.path, cast.dave.token)
+
+        version = dave.ok("POST", "api/2.0/mlflow/model-versions/create", json={
+            "name": seeded["model"], "source": f"runs:/{seeded['run_id']}/model",
+            "run_id": seeded["run_id"], "user_id": "mallory",
+            "tags": [{"key": "mlflow.user", "value": "mallory"}]})["model_version"]  # fmt: skip
+
+        read = dave.ok("GET", "api/2.0/mlflow/model-versions/get",
+                       params={"name": seeded["model"], "version": version["version"]})  # fmt: skip
+        assert (version["user_id"], read["model_version"]["user_id"]) == ("dave", "dave")

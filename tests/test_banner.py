@@ -3,15 +3,12 @@ that create, change or delete; a Developer keeps them."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from mlflow_bridge.edge import browser
-from tests.sessions import logged_in_client
+from tests.sessions import page_as_member
 
 pytestmark = pytest.mark.django_db
-_ids = itertools.count()
 
 
 @pytest.fixture
@@ -19,13 +16,7 @@ def ui_page(client, gitlab, settings):
     settings.GITLAB_URL = gitlab.url
 
     def page_for(level: int) -> str:
-        user = gitlab.add_user(f"bar-{next(_ids)}")
-        project = gitlab.add_project(f"bar/team/p{user.id}")
-        project.direct[user.id] = level
-        browser_client = logged_in_client(client, user.id, user.username, gitlab.oauth.issue(user))
-        response = browser_client.get(f"/mlflow/{project.path}/tracking/", HTTP_ACCEPT="text/html")
-        assert response.status_code == 200
-        return response.content.decode()
+        return page_as_member(client, gitlab, level, "tracking/", "bar", HTTP_ACCEPT="text/html")
 
     return page_for
 

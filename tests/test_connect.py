@@ -4,16 +4,14 @@ a snippet that reads instead of one that would be refused."""
 from __future__ import annotations
 
 import html
-import itertools
 import re
 import subprocess
 
 import pytest
 
-from tests.sessions import logged_in_client
+from tests.sessions import page_as_member
 
 pytestmark = pytest.mark.django_db
-_ids = itertools.count()
 
 
 @pytest.fixture
@@ -21,13 +19,7 @@ def connect_page(client, gitlab, settings):
     settings.GITLAB_URL = gitlab.url
 
     def page_for(level: int) -> str:
-        user = gitlab.add_user(f"connect-{next(_ids)}")
-        project = gitlab.add_project(f"connect/team/p{user.id}")
-        project.direct[user.id] = level
-        browser = logged_in_client(client, user.id, user.username, gitlab.oauth.issue(user))
-        response = browser.get(f"/mlflow/{project.path}/connect/")
-        assert response.status_code == 200
-        return response.content.decode()
+        return page_as_member(client, gitlab, level, "connect/", "connect")
 
     return page_for
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import itertools
 import re
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from sqlalchemy import Integer, String
 
 from mlflow_bridge.embedded import mlflow_app
 from tests.gitlab_double import GitLabDouble
-from tests.inprocess import Tracking
+from tests.inprocess import Tracking, new_member
 from tests.test_imports import ROOT, mlflow_internals, mlflow_tables
 from tests.test_imports import SEAM as SEAM_MODULE
 
@@ -108,7 +107,8 @@ PINNED_ENVIRONMENT = {
     "SERVE_ARTIFACTS_ENV_VAR": "_MLFLOW_SERVER_SERVE_ARTIFACTS",
     "ARTIFACTS_DESTINATION_ENV_VAR": "_MLFLOW_SERVER_ARTIFACT_DESTINATION",
 }
-# The tables and columns the seam's SQL reads (owners, activity, workspace_rows, deleted).
+# The tables and columns the seam's SQL reads or writes (owners, activity, workspace_rows,
+# deleted, registry).
 PINNED_SCHEMA = {
     "experiments": {"experiment_id", "workspace", "lifecycle_stage", "last_update_time"},
     "runs": {"run_uuid", "experiment_id", "lifecycle_stage", "start_time", "end_time"},
@@ -118,6 +118,7 @@ PINNED_SCHEMA = {
     "evaluation_datasets": {"dataset_id", "workspace"},
     "registered_models": {"workspace", "name", "last_updated_time"},
     "registered_model_tags": {"workspace", "name", "key"},
+    "model_versions": {"workspace", "name", "version", "user_id"},  # registry: the creator
     "workspaces": {"name"},
     "inputs": {"input_uuid", "source_id", "destination_id"},
     "input_tags": {"input_uuid"},
@@ -125,7 +126,7 @@ PINNED_SCHEMA = {
     "datasets": {"dataset_uuid"},
     "scheduler_leases": set(),
 }  # fmt: skip
-SQL_TABLE = re.compile(r"(?i)\b(?:from|join)\s+(\w+)")
+SQL_TABLE = re.compile(r"(?i)\b(?:from|join|update)\s+(\w+)")
 
 
 def resolve(dotted: str) -> object:
@@ -234,20 +235,13 @@ def mlflow_tables_by_name() -> dict:
 
 
 CASCADE = WorkspaceDeletionMode.CASCADE
-_groups = itertools.count()
 
 
 @pytest.fixture
 def tracking(client, gitlab: GitLabDouble, settings) -> Tracking:
     """Quinn, a Developer of a new project, in-process (`.workspace`: the project's)."""
     settings.GITLAB_URL = gitlab.url
-    top = f"seam{next(_groups)}"
-    quinn = gitlab.add_user(f"quinn-{top}")
-    project = gitlab.add_project(f"{top}/team/churn")
-    project.direct[quinn.id] = 30
-    tracking = Tracking(client, project.path, quinn.token)
-    tracking.workspace = f"p-{project.id}"
-    return tracking
+    return new_member(client, gitlab, 30, "quinn-seam", "seam/team")
 
 
 def hard_delete_elsewhere(workspace: str, experiment_id: str) -> None:

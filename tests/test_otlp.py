@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
 
 from tests.gitlab_double import GitLabDouble
-from tests.inprocess import Tracking
+from tests.inprocess import Tracking, new_member
 from tests.test_trace_locations import post_spans
 
 pytestmark = pytest.mark.django_db
 BEYOND_INT64 = 2**63
-_projects = itertools.count()
 
 
 @pytest.fixture
 def dave(client, gitlab: GitLabDouble, settings) -> Tracking:
     settings.GITLAB_URL = gitlab.url
-    n = next(_projects)
-    user = gitlab.add_user(f"dave-otlp{n}")
-    project = gitlab.add_project(f"ml/otlp/times{n}")
-    project.direct[user.id] = 30
-    return Tracking(client, project.path, user.token)
+    return new_member(client, gitlab, 30, "dave-otlp", "ml/otlp")
 
 
 def span_at(start: int, end: int) -> bytes:

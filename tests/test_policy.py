@@ -5,7 +5,6 @@ Dave is a Developer of ml/policy/<n>; every object he makes says "dave", whateve
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 
@@ -13,11 +12,10 @@ import pytest
 
 from mlflow_bridge.embedded import policy
 from tests.gitlab_double import GitLabDouble
-from tests.inprocess import Tracking
+from tests.inprocess import Tracking, new_member
 from tests.test_trace_locations import otlp_span, post_spans
 
 pytestmark = pytest.mark.django_db
-_projects = itertools.count()
 
 
 class Rest:
@@ -51,12 +49,9 @@ def gitlab_url(settings, gitlab):
 
 @pytest.fixture
 def dave(client, gitlab: GitLabDouble) -> Rest:
-    n = next(_projects)
-    user = gitlab.add_user(f"dave-policy{n}")
-    project = gitlab.add_project(f"ml/policy/p{n}")
-    project.direct[user.id] = 30
-    rest = Rest(Tracking(client, project.path, user.token))
-    rest.username = user.username
+    tracking = new_member(client, gitlab, 30, "dave-policy", "ml/policy")
+    rest = Rest(tracking)
+    rest.username = tracking.username
     rest.experiment_id = rest.ok("POST", "2.0/mlflow/experiments/create", {"name": "e"})[
         "experiment_id"
     ]

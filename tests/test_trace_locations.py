@@ -6,7 +6,6 @@ traces.json that Otto must never read."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from pathlib import Path
@@ -15,10 +14,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from tests.gitlab_double import GitLabDouble
-from tests.inprocess import Tracking
+from tests.inprocess import Tracking, new_member
 
 pytestmark = pytest.mark.django_db
-_projects = itertools.count()
 SECRET = b'{"spans": [{"name": "project A secret"}]}'
 
 
@@ -62,26 +60,16 @@ def gitlab_url(settings, gitlab):
 @pytest.fixture
 def victim(client, gitlab: GitLabDouble) -> tuple[Tracking, str]:
     """Project A's tracking, and the proxied URI of a run directory holding traces.json."""
-    n = next(_projects)
-    olivia = gitlab.add_user(f"olivia-loc{n}")
-    project = gitlab.add_project(f"ml/loc-a/p{n}")
-    project.direct[olivia.id] = 50
-    tracking = Tracking(client, project.path, olivia.token)
+    tracking = new_member(client, gitlab, 50, "olivia-loc", "ml/loc-a")
     experiment_id, run_id = tracking.new_run("secrets")
     prefix = f"{experiment_id}/{run_id}/artifacts"
     assert tracking.artifact("PUT", f"{prefix}/traces.json", SECRET)[0] == 200
-    return tracking, f"mlflow-artifacts:/workspaces/p-{project.id}/{prefix}"
+    return tracking, f"mlflow-artifacts:/workspaces/{tracking.workspace}/{prefix}"
 
 
 @pytest.fixture
 def attacker(client, gitlab: GitLabDouble) -> Tracking:
-    n = next(_projects)
-    otto = gitlab.add_user(f"otto-loc{n}")
-    project = gitlab.add_project(f"ml/loc-b/p{n}")
-    project.direct[otto.id] = 30
-    tracking = Tracking(client, project.path, otto.token)
-    tracking.workspace = f"p-{project.id}"
-    return tracking
+    return new_member(client, gitlab, 30, "otto-loc", "ml/loc-b")
 
 
 def victim_file(location: str) -> str:

@@ -10,7 +10,6 @@ column of MLflow's database: a server key must be refused, an author replaced by
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import uuid
@@ -23,11 +22,10 @@ from hypothesis import strategies as st
 
 from mlflow_bridge.embedded import policy
 from tests.gitlab_double import GitLabDouble
-from tests.inprocess import Tracking
+from tests.inprocess import Tracking, new_member
 from tests.test_trace_locations import otlp_span
 
 pytestmark = pytest.mark.django_db
-_projects = itertools.count()
 
 RESERVED_KEYS = sorted(
     {*policy.SERVER_KEYS, *policy.AUTHOR_KEYS, "mlflow.experiment.futureLocation"}
@@ -68,11 +66,7 @@ def _ok(tracking: Tracking, path: str, body: dict) -> dict:
 @pytest.fixture
 def world(client, gitlab: GitLabDouble, settings) -> World:
     settings.GITLAB_URL = gitlab.url
-    n = next(_projects)
-    dave = gitlab.add_user(f"dave-shapes{n}")
-    project = gitlab.add_project(f"ml/shapes/p{n}")
-    project.direct[dave.id] = 30
-    tracking = Tracking(client, project.path, dave.token)
+    tracking = new_member(client, gitlab, 30, "dave-shapes", "ml/shapes")
     experiment_id, run_id = tracking.new_run("shapes")
     trace_id = os.urandom(16)
     response = tracking.client.post(tracking.prefix + "v1/traces", otlp_span(trace_id, {}),

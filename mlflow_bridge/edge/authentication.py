@@ -90,12 +90,6 @@ def presented_token(request: HttpRequest) -> tuple[str, str] | None:
     return None
 
 
-def token_of(request: HttpRequest) -> str | None:
-    """The request's token, wherever it is (see presented_token)."""
-    presented = presented_token(request)
-    return None if presented is None else presented[1]
-
-
 def project_path(request: Request | HttpRequest) -> str | None:
     """The project the tracking view found in the URL before authenticating (views.locate):
     its access is then read with the token, in one query."""
@@ -193,6 +187,16 @@ def is_same_origin(request: HttpRequest) -> bool:
     return origin in (f"{request.scheme}://{request.get_host()}", *settings.CSRF_TRUSTED_ORIGINS)
 
 
+def check_same_origin(request: HttpRequest) -> None:
+    """A session's writes come from this site's pages (sessions: Django's, SharingHub's)."""
+    if request.method not in SAFE_METHODS and not is_same_origin(request):
+        raise BridgeError(
+            "PERMISSION_DENIED",
+            "Cross-site request refused: requests made with a session must come from this "
+            "site. Scripts authenticate with a GitLab token instead.",
+        )
+
+
 def credential_headers(classes: Iterable[type[BaseAuthentication]]) -> frozenset[str]:
     """Every header the authentication classes read credentials from (dispatch.py drops them)."""
     return frozenset(header for cls in classes for header in cls.headers)
@@ -220,12 +224,7 @@ class GitLabSessionAuthentication(CredentialAuthentication):
         login = oauth.gitlab_login(user) if token is None else None
         if token is None and login is None:
             return None
-        if request.method not in SAFE_METHODS and not is_same_origin(request):
-            raise BridgeError(
-                "PERMISSION_DENIED",
-                "Cross-site request refused: requests made with a session must come from this "
-                "site. Scripts authenticate with a GitLab token instead.",
-            )
+        check_same_origin(request)
         try:
             credential = access.credential_for(
                 token or oauth.access_token_for(login), path=project_path(request)

@@ -12,7 +12,8 @@ carry `feature` (what a refusal names), `required` (body fields MLflow assumes),
 within the JSON limit and parsed by the endpoint), `headers` (request headers that carry
 ids, checked and rewritten like body fields), `follows_source` (a model version read where
 its models:/ source chain ends), `tags_job` (CI provenance), `run_author` (the run's
-creator is the caller), `keeps_user_tag` (mlflow.user cannot be deleted), `banner` (the UI's
+creator is the caller), `tells_author` (MLflow's app is told the caller, for what it records
+itself), `keeps_user_tag` (mlflow.user cannot be deleted), `banner` (the UI's
 page, which gets SharingHub's banner), `promotes` (what protected model alias it may touch) or
 `server_artifacts` (MLflow writes artifacts itself). `area` is the GitLab feature a route
 belongs to (EXPERIMENTS unless the row says REGISTRY, SITE or BOTH). BRIDGE_ANSWERS lists the
@@ -111,6 +112,9 @@ class Route:
     follows_source: bool = False
     # The run's author is the caller, whatever the body says (authorship.stamp).
     run_author: bool = False
+    # The caller's username reaches MLflow's app (policy.AUTHOR_ENVIRON_KEY), for authors it
+    # records itself: OTLP spans (otlp.py), a model version's creator (registry.py).
+    tells_author: bool = False
     # The tag naming a run's author (mlflow.user) may not be deleted (authorship.stamp).
     keeps_user_tag: bool = False
     # MLflow's UI page: SharingHub's banner is added to it (browser.with_banner).
@@ -217,7 +221,7 @@ ROUTES: list[Route] = [
     Route("GET",    "/2.0/mlflow/registered-models/alias",                 READ, NAME, area=REGISTRY),
     Route("POST",   "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, area=REGISTRY, promotes=ALIAS),
     Route("DELETE", "/2.0/mlflow/registered-models/alias",                 UPDATE, NAME, area=REGISTRY, promotes=ALIAS),
-    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME, area=REGISTRY),
+    Route("POST",   "/2.0/mlflow/model-versions/create",                   CREATE, NAME, area=REGISTRY, tells_author=True),
     Route("GET",    "/2.0/mlflow/model-versions/get",                      READ, NAME, area=REGISTRY),
     Route("PATCH",  "/2.0/mlflow/model-versions/update",                   UPDATE, NAME, area=REGISTRY),
     Route("DELETE", "/2.0/mlflow/model-versions/delete",                   DELETE, NAME, area=REGISTRY, promotes=VERSION_ALIASES),
@@ -251,7 +255,7 @@ ROUTES: list[Route] = [
     Route("DELETE", "/3.0/mlflow/traces/<trace_id>/tags",                  UPDATE),
     Route("POST",   "/3.0/mlflow/traces/<trace_id>/assessments",           CREATE),
     # OTLP ingestion: in `mlflow server` a FastAPI route, here registered on the Flask app.
-    Route("POST",   "/v1/traces",                                          CREATE, body=OTLP, headers=OTLP_HEADERS),
+    Route("POST",   "/v1/traces",                                          CREATE, body=OTLP, headers=OTLP_HEADERS, tells_author=True),
     Route("GET",    "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", READ),
     Route("PATCH",  "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", UPDATE),
     Route("DELETE", "/3.0/mlflow/traces/<trace_id>/assessments/<assessment_id>", DELETE),

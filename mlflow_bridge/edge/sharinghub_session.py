@@ -27,10 +27,9 @@ from rest_framework.request import Request
 
 from mlflow_bridge.edge import throttling
 from mlflow_bridge.edge.authentication import (
-    SAFE_METHODS,
     Authenticated,
     CredentialAuthentication,
-    is_same_origin,
+    check_same_origin,
     project_path,
 )
 from mlflow_bridge.edge.errors import BridgeError, Unauthenticated, token_refused
@@ -120,12 +119,7 @@ class SharingHubSessionAuthentication(CredentialAuthentication):
         cookie = request.COOKIES.get(settings.SHARINGHUB_SESSION_COOKIE)
         if not cookie:
             return None
-        if request.method not in SAFE_METHODS and not is_same_origin(request):
-            raise BridgeError(
-                "PERMISSION_DENIED",
-                "Cross-site request refused: requests made with a session must come from this "
-                "site. Scripts authenticate with a GitLab token instead.",
-            )
+        check_same_origin(request)
         try:
             token = token_for(cookie, lambda: throttling.check_lookup(request))
         except SharingHubUnavailable as exc:

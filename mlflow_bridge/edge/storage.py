@@ -19,10 +19,13 @@ from mlflow_bridge.edge.errors import BridgeError
 
 # Request fields (query or JSON) that hold an artifact path.
 PATH_FIELDS = ("path", "artifact_path")
+# Percent-decodings undone before a path is judged (`%252e` is `.` decoded twice).
 _MAX_DECODINGS = 3
 
 
-def _fully_decoded(path: str) -> str:
+def fully_decoded(path: str) -> str:
+    """`path` percent-decoded until nothing changes (at most _MAX_DECODINGS times): how a
+    server that decodes again may read it (storage, embedded/trace_locations.py)."""
     for _ in range(_MAX_DECODINGS):
         decoded = unquote(path)
         if decoded == path:
@@ -40,7 +43,7 @@ def _refuse(path: str, why: str) -> BridgeError:
 
 def check_artifact_path(path: str, *, deleting: bool = False) -> None:
     """Refuse a path that could leave the project's artifact root or name the root itself."""
-    decoded = _fully_decoded(path)
+    decoded = fully_decoded(path)
     if "\\" in decoded or "\x00" in decoded:
         raise _refuse(path, "contains a backslash or a NUL byte")
     # A single leading slash is how some clients spell a relative path; `//x` is not.

@@ -327,7 +327,7 @@ def forward(request: Request) -> HttpResponse:
     check_path_arguments(request, project.workspace)
     upload_size = quota.check(project, request, route)
     headers = header_fields(request, rewriter)
-    if route.body is BodyKind.OTLP:
+    if route.tells_author:
         headers[policy.AUTHOR_ENVIRON_KEY] = request.project_access.user.username
     body = request_body(request, rewriter)
     environ = dispatch.mlflow_environ(

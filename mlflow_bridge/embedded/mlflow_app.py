@@ -79,11 +79,12 @@ def flask_app() -> Flask:
         settings.MLFLOW_REGISTRY_STORE_URI,
         "mlflow-artifacts:/",
     )
-    from mlflow_bridge.embedded import otlp, parse, promptlab, s3, trace_locations
+    from mlflow_bridge.embedded import otlp, parse, promptlab, registry, s3, trace_locations
 
     s3.register()
     parse.install()
     promptlab.install()
+    registry.install()
     trace_locations.install()
 
     # `mlflow server` serves OTLP from FastAPI; here it is a Flask route like the others.

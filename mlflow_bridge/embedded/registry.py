@@ -1,5 +1,11 @@
-"""The model registry, read for the edge: a version's artifacts where its source chain ends, and
-the aliases a version or model holds (protected aliases, edge/promotion.py).
+"""The model registry, for the edge: a version's artifacts where its source chain ends, the
+aliases a version or model holds (protected aliases, edge/promotion.py), and who created a
+version.
+
+Who created a model version (its `user_id`, the UI's "Created by"): MLflow's handler passes no
+user to its store, which leaves the column empty. `install` makes the store record the caller
+the view names in the environ (policy.AUTHOR_ENVIRON_KEY, on routes whose row says
+`tells_author`), prompts' versions included: they are model versions too.
 
 Artifacts of a registered model version, as the UI's model page reads them.
 
@@ -13,16 +19,24 @@ project's registry, and reads a run's artifact through `get-artifact` (run_id, p
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from urllib.parse import parse_qsl, urlsplit
 
+from flask import has_request_context, request
 from mlflow.exceptions import MlflowException
-from mlflow.utils.workspace_context import ServerWorkspaceContext
+from mlflow.utils.workspace_context import ServerWorkspaceContext, get_request_workspace
+from sqlalchemy import text
 
 from mlflow_bridge.edge.errors import BridgeError
 from mlflow_bridge.edge.routes import RUN_ARTIFACT_RULE
+from mlflow_bridge.embedded import policy
 
 MAX_HOPS = 10
+_SET_CREATOR = (
+    "UPDATE model_versions SET user_id = :user_id"
+    " WHERE workspace = :workspace AND name = :name AND version = :version"
+)
 
 
 def _next_version(registry, uri: str) -> tuple[str, str] | None:
@@ -90,3 +104,32 @@ def aliases_held(name: object, version: object, workspace: str) -> list[str]:
             return list(registry.get_registered_model(name).aliases)
         except MlflowException:
             return []
+
+
+def _with_creator(store):
+    """The store's create_model_version, recording the request's author as the creator."""
+    create_model_version = store.create_model_version
+
+    @functools.wraps(create_model_version)
+    def created(*args, **kwargs):
+        version = create_model_version(*args, **kwargs)
+        author = request.environ.get(policy.AUTHOR_ENVIRON_KEY) if has_request_context() else None
+        if author is None:  # not a request the view tells its author (an import, a command)
+            return version
+        row = {"user_id": author, "workspace": get_request_workspace(),
+               "name": version.name, "version": int(version.version)}  # fmt: skip
+        with store.engine.begin() as connection:
+            connection.execute(text(_SET_CREATOR), row)
+        return store.get_model_version(version.name, version.version)
+
+    created.sharinghub_wrapped = True
+    return created
+
+
+def install() -> None:
+    """Let the registry store record who creates a model version (see the module docstring)."""
+    from mlflow.server.handlers import _get_model_registry_store
+
+    store = _get_model_registry_store()
+    if not getattr(store.create_model_version, "sharinghub_wrapped", False):
+        store.create_model_version = _with_creator(store)

@@ -13,24 +13,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.workspace_context import get_request_workspace
 
-_MAX_DECODINGS = 3
-
-
-def _fully_decoded(path: str) -> str:
-    for _ in range(_MAX_DECODINGS):
-        decoded = unquote(path)
-        if decoded == path:
-            return path
-        path = decoded
-    return path
-
+from mlflow_bridge.edge.storage import fully_decoded
 
 # Schemes MLflow's server resolves below its artifact destination (handlers.py,
 # _is_servable_proxied_run_artifact_root); this service only ever writes mlflow-artifacts:.
@@ -42,9 +32,9 @@ def _canonical(uri: str) -> str | None:
     without dot or empty segments; None when a remote path climbs with '..'."""
     parts = urlsplit(uri)
     if parts.scheme in ("", "file") and parts.netloc in ("", "localhost"):
-        path = _fully_decoded(parts.path) if parts.scheme else uri
+        path = fully_decoded(parts.path) if parts.scheme else uri
         return "file:" + os.path.realpath(path)
-    segments = _fully_decoded(parts.path).split("/")
+    segments = fully_decoded(parts.path).split("/")
     if ".." in segments:
         return None
     kept = "/".join(segment for segment in segments if segment not in ("", "."))

@@ -65,12 +65,6 @@ def store(measured: dict[str, ProjectUsage]) -> None:
                 )
 
 
-def cached(project_id: int) -> ProjectUsage | None:
-    """The stored figures of one project, or None when it was never measured."""
-    row = ProjectUsage.objects.filter(project_id=project_id).first()
-    return row
-
-
 COLUMNS = ["project_id", "path", "orphaned_at", *USAGE_FIGURES, "measured_at"]
 
 

@@ -38,23 +38,6 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture(scope="module")
 def forecast(gitlab, cast):
     """ml/team/forecast: Dave is a Developer, Rita a Reporter, Charlie nothing."""
     project = gitlab.add_project("ml/team/forecast")

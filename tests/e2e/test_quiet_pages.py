@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
-from tests.e2e.test_tour import TOUR_SCRIPT, refusals
+from tests.e2e.test_browser import TIMEOUT_MS, log_in_with_gitlab
+from tests.e2e.test_tour import TOUR_SCRIPT, logged_by_script, refusals
 from tests.sessions import log_in
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -37,6 +35,7 @@ REFUSED_OFFERS = [
 ]
 # An error MLflow's UI shows in a toast or an inline alert.
 ERROR_TEXT = re.compile(r"PERMISSION_DENIED|not available on this SharingHub|INTERNAL_ERROR")
+CREATOR_DAVE = re.compile(r"Creator\W*dave")
 
 
 @pytest.fixture(scope="module")
@@ -50,24 +49,8 @@ def quiet(gitlab, cast):
 
 @pytest.fixture(scope="module")
 def quiet_data(gunicorn_server, cast, quiet) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update({"MLFLOW_TRACKING_URI": gunicorn_server.tracking_uri(quiet.path),
-                "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
     script = TOUR_SCRIPT.replace("tour", "quiet")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    experiment_id, run_id, trace_id = done.stdout.strip().splitlines()[-1].split()
-    return {"experiment_id": experiment_id, "run_id": run_id, "trace_id": trace_id}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    return logged_by_script(gunicorn_server, quiet, cast.dave.token, script)
 
 
 def pages(data: dict) -> list[tuple[str, str]]:
@@ -197,6 +180,12 @@ def test_it_shows_every_page_without_a_failure_or_a_refused_offer(
             page.screenshot(path=str(SHOTS / f"{looker.name}-{width}-{name}.png"), full_page=True)
             # Laid out for the window: nothing wider than it (no sideways scrolling).
             assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+        if width == WIDE:  # a version's creator is who registered it: Dave's script
+            page.goto(looker.url(quiet, "/models/quiet-model/versions/1"))
+            expect(page.get_by_text(CREATOR_DAVE).first).to_be_visible()
+            page.goto(looker.url(quiet, "/models/quiet-model"))  # its "Created by" column
+            expect(page.get_by_role("row").filter(has_text="dave").first).to_be_visible()
+            page.screenshot(path=str(SHOTS / f"{looker.name}-{width}-model-created-by.png"))
         if who == "rita" and width == WIDE:
             refuse_once(looker, quiet)
         if width == PHONE:

@@ -29,7 +29,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
+from tests.e2e.test_browser import log_in_with_gitlab
 from tests.live import free_port, start_live_server, stop, wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -178,23 +178,6 @@ def notebook(gitlab, cast):
     project = gitlab.add_project("ml/team/notebook")
     project.direct[cast.dave.id] = 30
     return project
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
 
 
 def sign_in(page, server, gitlab, user, project) -> None:

@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DELETE_ANYWAY,
     TIMEOUT_MS,
     log_in_with_gitlab,
@@ -107,13 +105,13 @@ def tour(gitlab, cast):
     return project
 
 
-@pytest.fixture(scope="module")
-def tour_data(server, cast, tour) -> dict:
-    """What the stock client logs as Dave, on a machine where it believes it is root."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(tour.path), "LOGNAME": "root",
-                "USER": "root", "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", TOUR_SCRIPT], env=env, capture_output=True,
+def logged_by_script(server, project, token: str, script: str = TOUR_SCRIPT, **env: str) -> dict:
+    """The ids of what `script` (the tour's, by default) logs in `project` with the stock
+    client and `token`, run with `env` added to a clean environment."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    environ.update({"MLFLOW_TRACKING_URI": server.tracking_uri(project.path),
+                    "MLFLOW_TRACKING_TOKEN": token, **env})  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     experiment_id, run_id, trace_id = done.stdout.strip().splitlines()[-1].split()
@@ -121,12 +119,9 @@ def tour_data(server, cast, tour) -> dict:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def tour_data(server, cast, tour) -> dict:
+    """What the stock client logs as Dave, on a machine where it believes it is root."""
+    return logged_by_script(server, tour, cast.dave.token, LOGNAME="root", USER="root")
 
 
 class Visitor:
