@@ -30,6 +30,7 @@ REFUSED_OFFERS = [
     re.compile(r"MLflow assistant", re.I),
     re.compile(r"Prompt Engineering"),
     re.compile(r"New LLM judge", re.I),
+    re.compile(r"Evaluate traces"),
     re.compile(r"demo data", re.I),
     re.compile(r"telemetry", re.I),
 ]
