@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.api import Api
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, log_in_with_gitlab
+from tests.e2e.test_browser import log_in_with_gitlab
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -31,23 +31,6 @@ REFUSAL = re.compile(
 ALIAS_EDITOR = (
     "codegen_mlflow_app_src_model-registry_components_aliases_modelversionviewaliaseditor.tsx_29"
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture(scope="module")
