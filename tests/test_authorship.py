@@ -180,15 +180,9 @@ class TestStockClient:
     ):
         """Issue 22: the stock client sends trace tags as root-span attributes
         (mlflow.traceTag.mlflow.user), a way the author stamp once did not read."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env.update({"MLFLOW_TRACKING_URI": gunicorn_server.tracking_uri(cast.project.path),
-                    "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", STOCK_TRACE_SCRIPT], env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
+        trace_id = run_as_dave(gunicorn_server, cast, STOCK_TRACE_SCRIPT)
 
         api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
-        trace_id = done.stdout.strip().splitlines()[-1]
         info = api.ok("GET", f"api/3.0/mlflow/traces/{trace_id}")["trace"]["trace_info"]
         assert info["tags"]["mlflow.user"] == "dave"
         assert info["tags"]["team"] == "nlp"

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tests.conftest import LiveServer, gunicorn_workers, start_live_server
 from tests.gitlab_double import GitLabDouble, Project, User
+from tests.live import LiveServer, gunicorn_workers, start_live_server, stop
 
 SECRET = "memo-workers-secret-0123456789"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -38,12 +38,7 @@ def server(request, tmp_path_factory, gitlab) -> tuple[LiveServer, set[int]]:
         env["CACHE_URL"] = REDIS
     server, process = start_live_server(tmp_path_factory.mktemp("memo"), gitlab.url, **env)
     yield server, gunicorn_workers(process.pid)
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except Exception:  # noqa: BLE001 - a server that does not stop is killed
-        process.kill()
-        process.wait(timeout=10)
+    stop(process)
 
 
 @pytest.fixture
