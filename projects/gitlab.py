@@ -151,7 +151,7 @@ def _attempt(method: str, url: str, base_url: str, timeout: float, **kwargs) -> 
 def _retry_wait(response: requests.Response) -> float | None:
     """Seconds to wait before asking again; None when GitLab asks for longer than we wait."""
     value = response.headers.get("Retry-After", "").strip()
-    wait = float(value) if value.isdigit() else RETRY_WAIT
+    wait = float(value) if value.isdecimal() else RETRY_WAIT
     return wait if wait <= RETRY_WAIT_LIMIT else None
 
 

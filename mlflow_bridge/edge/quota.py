@@ -68,7 +68,7 @@ def check(project: GitLabProject, request: HttpRequest, route: Route) -> int:
     if not limit or not (_uploads_a_file(request, route) or route.server_artifacts):
         return 0
     length = request.META.get("CONTENT_LENGTH") or ""
-    if not length.isdigit():
+    if not length.isdecimal():
         raise BridgeError(
             "INVALID_PARAMETER_VALUE",
             f"{project.path} has an artifact quota: send uploads with a Content-Length header "

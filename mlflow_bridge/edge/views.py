@@ -121,7 +121,7 @@ def declared_length(request: HttpRequest) -> int | None:
     length = request.META.get("CONTENT_LENGTH") or ""
     if not length:
         return None
-    if not length.isdigit():
+    if not length.isdecimal():
         raise BridgeError("MALFORMED_REQUEST", "Content-Length is not a number.")
     if int(length) > settings.MAX_JSON_BODY_SIZE:
         raise too_large(settings.MAX_JSON_BODY_SIZE)

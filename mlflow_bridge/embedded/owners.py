@@ -49,7 +49,8 @@ def owner_of(kind: str, object_id: str) -> str | None:
     # One lookup: another thread may evict the key between a test and a read.
     if (remembered := _owners.get(key)) is not None:
         return remembered
-    if kind == "experiment" and not object_id.isdigit():
+    # isdecimal, not isdigit: int() refuses digits such as '²'.
+    if kind == "experiment" and not object_id.isdecimal():
         return None
     # Asked while MLflow serves (its stores are built): MLflow's own accessor, not mlflow_app's,
     # whose app mounts the OTLP route that asks here.

@@ -49,7 +49,7 @@ def _next_version(registry, uri: str) -> tuple[str, str] | None:
     if at and name and alias:
         return name, str(registry.get_model_version_by_alias(name, alias).version)
     name, _, version = reference.rpartition("/")
-    return (name, version) if name and version.isdigit() else None
+    return (name, version) if name and version.isdecimal() else None
 
 
 def resolved(name: str, version: str, workspace: str) -> tuple[str, str, str | None]:

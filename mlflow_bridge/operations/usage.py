@@ -20,7 +20,7 @@ WORKSPACE_PREFIX = "p-"
 def project_id_of(workspace: str) -> int | None:
     """The GitLab project id of a `p-<id>` workspace; None for MLflow's own (`default`)."""
     number = workspace.removeprefix(WORKSPACE_PREFIX)
-    return int(number) if workspace.startswith(WORKSPACE_PREFIX) and number.isdigit() else None
+    return int(number) if workspace.startswith(WORKSPACE_PREFIX) and number.isdecimal() else None
 
 
 def workspaces() -> list[str]:

@@ -51,7 +51,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{verb} {runs} runs and {human(size)} of artifacts.")
 
     def _workspace(self, project: str) -> str:
-        lookup = {"id": int(project)} if project.isdigit() else {"path": project.strip("/")}
+        lookup = {"id": int(project)} if project.isdecimal() else {"path": project.strip("/")}
         found = GitLabProject.objects.filter(**lookup).first()
         if found is None:
             raise CommandError(
