@@ -5,9 +5,11 @@ of MLflow ids stay right when another process (`gc`, `purge_projects`) deletes f
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow.store.workspace.abstract_store import WorkspaceDeletionMode
@@ -69,6 +71,7 @@ PINNED_NAMES = {
     "mlflow.tracing.constant.TraceTagKey": "policy: trace tag keys, classified",
     "mlflow.tracing.constant.TraceMetadataKey": "policy: trace metadata keys, classified",
     "mlflow.tracing.constant.SpanAttributeKey": "OTLP's mlflow.traceTag.<key> prefix",
+    "mlflow.tracing.constant.SpansLocation": "the spans locations the tracking store reads",
     "mlflow.utils.mlflow_tags.MLFLOW_USER": "policy: the author tag",
     "mlflow.utils.mlflow_tags.MLFLOW_ARTIFACT_LOCATION": "policy: a trace's location tag",
 }
@@ -88,6 +91,8 @@ PINNED_ATTRIBUTES = {
     "mlflow.store.tracking.sqlalchemy_store.SqlAlchemyStore": (
         "_get_deleted_runs", "_get_deleted_logged_models", "_hard_delete_run",
         "_hard_delete_logged_model", "_hard_delete_experiment",
+        # wrapped on the built store (trace_spans.py)
+        "_get_spans_with_trace_info",
     ),
     "mlflow.server.handlers": ("parse_dict", "initialize_backend_stores",
                                # replaced by the seam (promptlab.py, trace_locations.py)
@@ -190,6 +195,27 @@ class TestWhatTheSeamReliesOn:
         store = mlflow_app.tracking_store()
 
         assert [name for name in PINNED_STORE_ATTRIBUTES if not hasattr(store, name)] == []
+
+    @pytest.mark.parametrize("location", [None, "ARTIFACT_REPO", "TRACKING_STORE"])
+    def test_the_store_reads_spans_where_trace_spans_lets_it_and_nowhere_else(self, location):
+        """trace_spans.py refuses before MLflow's span read what that read fails on (an
+        INTERNAL_ERROR): once MLflow reads artifact-held spans itself, this fails."""
+        from mlflow.exceptions import MlflowTracingException
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        from mlflow_bridge.embedded.trace_spans import READ_BY_THE_STORE
+
+        tags = {} if location is None else {"mlflow.trace.spansLocation": location}
+        info = SimpleNamespace(trace_id="tr-0", tags=tags, trace_metadata={})
+        read = functools.partial(SqlAlchemyStore._get_spans_with_trace_info,
+                                 mlflow_app.tracking_store(), info, [])  # fmt: skip
+
+        if location in READ_BY_THE_STORE:
+            assert read() == []
+        else:
+            with pytest.raises(MlflowTracingException) as raised:
+                read()
+            assert raised.value.error_code == "INTERNAL_ERROR"
 
     def test_mlflows_server_reads_the_variables_the_seam_writes(self):
         from mlflow.server import constants

@@ -79,13 +79,22 @@ def flask_app() -> Flask:
         settings.MLFLOW_REGISTRY_STORE_URI,
         "mlflow-artifacts:/",
     )
-    from mlflow_bridge.embedded import otlp, parse, promptlab, registry, s3, trace_locations
+    from mlflow_bridge.embedded import (
+        otlp,
+        parse,
+        promptlab,
+        registry,
+        s3,
+        trace_locations,
+        trace_spans,
+    )
 
     s3.register()
     parse.install()
     promptlab.install()
     registry.install()
     trace_locations.install()
+    trace_spans.install()
 
     # `mlflow server` serves OTLP from FastAPI; here it is a Flask route like the others.
     app.add_url_rule(otlp.RULE, "sharinghub_otlp_traces", otlp.export_traces, methods=["POST"])
