@@ -11,6 +11,8 @@ from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.server import handlers
 
+from mlflow_bridge.embedded.wrapping import wrap_once
+
 
 def _with_run_tags(create_promptlab_run):
     """MLflow's create-promptlab-run hands the body's `tags` to its store as they are: JSON
@@ -27,11 +29,9 @@ def _with_run_tags(create_promptlab_run):
         run_tags = [RunTag(tag["key"], str(tag.get("value", ""))) for tag in tags]
         return create_promptlab_run(store, tags=run_tags, **arguments)
 
-    created.sharinghub_wrapped = True
     return created
 
 
 def install() -> None:
     """Let create-promptlab-run store the tags its body carries (the caller as author)."""
-    if not getattr(handlers._create_promptlab_run_impl, "sharinghub_wrapped", False):
-        handlers._create_promptlab_run_impl = _with_run_tags(handlers._create_promptlab_run_impl)
+    wrap_once(handlers, "_create_promptlab_run_impl", _with_run_tags)

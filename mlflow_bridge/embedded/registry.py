@@ -31,6 +31,7 @@ from sqlalchemy import text
 from mlflow_bridge.edge.errors import BridgeError
 from mlflow_bridge.edge.routes import RUN_ARTIFACT_RULE
 from mlflow_bridge.embedded import policy
+from mlflow_bridge.embedded.wrapping import wrap_once
 
 MAX_HOPS = 10
 _SET_CREATOR = (
@@ -106,9 +107,8 @@ def aliases_held(name: object, version: object, workspace: str) -> list[str]:
             return []
 
 
-def _with_creator(store):
+def _with_creator(store, create_model_version):
     """The store's create_model_version, recording the request's author as the creator."""
-    create_model_version = store.create_model_version
 
     @functools.wraps(create_model_version)
     def created(*args, **kwargs):
@@ -122,7 +122,6 @@ def _with_creator(store):
             connection.execute(text(_SET_CREATOR), row)
         return store.get_model_version(version.name, version.version)
 
-    created.sharinghub_wrapped = True
     return created
 
 
@@ -131,5 +130,4 @@ def install() -> None:
     from mlflow.server.handlers import _get_model_registry_store
 
     store = _get_model_registry_store()
-    if not getattr(store.create_model_version, "sharinghub_wrapped", False):
-        store.create_model_version = _with_creator(store)
+    wrap_once(store, "create_model_version", functools.partial(_with_creator, store))

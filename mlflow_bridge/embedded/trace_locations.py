@@ -21,6 +21,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.utils.workspace_context import get_request_workspace
 
 from mlflow_bridge.edge.storage import fully_decoded
+from mlflow_bridge.embedded.wrapping import wrap_once
 
 # Schemes MLflow's server resolves below its artifact destination (handlers.py,
 # _is_servable_proxied_run_artifact_root); this service only ever writes mlflow-artifacts:.
@@ -65,7 +66,6 @@ def _checked_location(locate):
                                   error_code=RESOURCE_DOES_NOT_EXIST)  # fmt: skip
         return uri
 
-    checked.sharinghub_checked = True
     return checked
 
 
@@ -82,7 +82,4 @@ LOCATION_READERS = (
 def install() -> None:
     """Wrap MLflow's trace-location functions where its server and store call them."""
     for module_name, name in LOCATION_READERS:
-        module = importlib.import_module(module_name)
-        function = getattr(module, name)
-        if not getattr(function, "sharinghub_checked", False):
-            setattr(module, name, _checked_location(function))
+        wrap_once(importlib.import_module(module_name), name, _checked_location)

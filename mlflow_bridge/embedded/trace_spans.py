@@ -16,6 +16,8 @@ from mlflow.exceptions import MlflowTracingException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.tracing.constant import SpansLocation, TraceTagKey
 
+from mlflow_bridge.embedded.wrapping import wrap_once
+
 # Where the store reads spans itself (SqlAlchemyStore._get_spans_with_trace_info).
 READ_BY_THE_STORE = frozenset(
     {SpansLocation.TRACKING_STORE.value, SpansLocation.ARCHIVE_REPO.value}
@@ -42,7 +44,6 @@ def _refusing_artifact_spans(read_spans):
             raise SpansInArtifacts(trace_info.trace_id)
         return read_spans(trace_info, spans, allow_partial=allow_partial)
 
-    read.sharinghub_wrapped = True
     return read
 
 
@@ -50,8 +51,4 @@ def install() -> None:
     """Make the tracking store's traces/get and batchGet refuse artifact-held spans with a 400."""
     from mlflow.server.handlers import _get_tracking_store
 
-    store = _get_tracking_store()
-    if not getattr(store._get_spans_with_trace_info, "sharinghub_wrapped", False):
-        store._get_spans_with_trace_info = _refusing_artifact_spans(
-            store._get_spans_with_trace_info
-        )
+    wrap_once(_get_tracking_store(), "_get_spans_with_trace_info", _refusing_artifact_spans)
