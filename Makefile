@@ -26,15 +26,21 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/kubernetes-validate --strict --quiet -k 1.30.0 deploy/kubernetes/*.yaml
 
-# The whole suite twice: on SQLite, then on PostgreSQL (127.0.0.1:5432, user postgres; fresh
-# databases per run, see tests/testenv.py).
+# The whole suite on SQLite, then again on PostgreSQL (127.0.0.1:5432, user postgres; fresh
+# databases per run, see tests/testenv.py) but for the tests marked any_database, whose subject
+# the database does not change (pyproject.toml): they ran in the first half.
+# Each half spreads its test files over WORKERS processes (pytest-xdist; `auto`: one per core),
+# each with its own DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py).
+WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest --numprocesses $(WORKERS) --dist loadfile
+
 test: lint test-sqlite test-postgres
 
 test-sqlite: install
-	TEST_DATABASE=sqlite $(BIN)/python -m pytest
+	TEST_DATABASE=sqlite $(PYTEST)
 
 test-postgres: install
-	TEST_DATABASE=postgresql $(BIN)/python -m pytest
+	TEST_DATABASE=postgresql $(PYTEST) -m "not any_database"
 
 # Smoke test of the benchmark (bare MLflow vs this service, small sizes); numbers not asserted.
 bench-quick: install

@@ -3,6 +3,7 @@ whole site through `requests` (`Site`), for tests written as a live server's cli
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import itertools
@@ -18,6 +19,7 @@ from django.core.signals import request_finished
 from django.db import close_old_connections
 from django.test import Client
 from django.test.client import ClientHandler
+from mlflow.utils import request_utils
 
 from tests.api import Api
 from tests.gitlab_double import GitLabDouble
@@ -220,6 +222,17 @@ class Site:
             session.mount(f"{self.url}/", WsgiAdapter())
 
         monkeypatch.setattr(requests.Session, "__init__", init)
+        # The stock client keeps one session per process (an lru_cache in MLflow's
+        # request_utils): for this test, a cache of its own, so that its sessions are opened
+        # here, with the adapter, and none of them outlives the test. Else the session a
+        # live test opened first would send this test's calls to http://testserver over the
+        # network, which the client retries for minutes.
+        opened_by_mlflow = request_utils._cached_get_request_session
+        monkeypatch.setattr(
+            request_utils,
+            "_cached_get_request_session",
+            functools.lru_cache(maxsize=64)(opened_by_mlflow.__wrapped__),
+        )
 
     def api(self, path: str, token: str | None) -> Api:
         """tests/api.py's client of project `path`, in-process."""

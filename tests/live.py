@@ -7,6 +7,7 @@ flight (short here: a test server has none worth waiting for), then SIGKILL.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -30,10 +31,28 @@ STOP_MARGIN = 10
 SQLITE_FILES = ("django.sqlite3", "mlflow.sqlite3")
 
 
+# Ports for servers the tests start: below Linux's ephemeral range (32768-60999), where the
+# kernel never hands one out to a client socket or a bind to port 0, and a block of its own for
+# each pytest-xdist worker (PYTEST_XDIST_WORKER=gw<n>), so that two workers never pick the same
+# port between one's check and its server's bind.
+PORTS_PER_WORKER = 400
+FIRST_PORT = 12000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of this worker's block that nothing listens on now (checked by binding it)."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    first = FIRST_PORT + worker * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        port = first + next(_next_port) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use, or still closing (TIME_WAIT)
+                continue
+        return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 def wait_until(condition, what: str, limit: float = 120) -> None:

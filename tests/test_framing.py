@@ -2,7 +2,7 @@
 under a project (mlflow_bridge/edge/notebook.py), in-process; GitLab answered by `responses`.
 
 Dave is a Developer of ml/team/proj; Charlie is no member. The browser tests of the same rules
-are in tests/e2e/test_framing.py.
+are in tests/e2e/test_sharing.py.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ def test_it_gives_each_project_its_own_namespace(project_a, project_b):
         assert found["experiment"]["experiment_id"] == mine["experiment_id"]
         model = api.ok("GET", "api/2.0/mlflow/registered-models/get", params={"name": "model"})
         versions = model["registered_model"]["latest_versions"]
-        assert [v["run_id"] for v in versions] == [mine["run_id"]]
+        # Other live tests may register more versions from the seeded run: all are its own.
+        assert {v["run_id"] for v in versions} == {mine["run_id"]}
 
 
 def by_id_requests(prefix: str, a: dict) -> list:

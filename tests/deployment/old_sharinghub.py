@@ -1,15 +1,15 @@
 """Build a database as csgroup's mlflow-sharinghub plugin left it: one bare `mlflow server`
 (no workspaces) for every project, names suffixed with ` (<project id>)`, tag `project`.
 
-Run as a script: `python old_sharinghub.py <backend uri> <artifacts dir> <json spec>`; it
-starts the bare server, logs through the stock client and prints what it made as JSON.
+Run as a script: `python old_sharinghub.py <backend uri> <artifacts dir> <json spec> <port>`;
+it starts the bare server on the port (the caller's tests.live.free_port), logs through the
+stock client and prints what it made as JSON.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,12 +17,6 @@ import time
 from pathlib import Path
 
 import requests
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fill(uri: str, spec: dict) -> dict:
@@ -66,12 +60,11 @@ def fill(uri: str, spec: dict) -> dict:
 
 
 def main() -> None:
-    backend, artifacts, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    port = free_port()
+    backend, artifacts, spec, port = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "_MLFLOW"))}
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
-         "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", str(port),
+         "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", port,
          "--workers", "1", "--disable-workspaces"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

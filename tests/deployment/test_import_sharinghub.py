@@ -19,7 +19,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.live import ROOT, LiveServer, start_live_server, stop
+from tests.live import ROOT, LiveServer, free_port, start_live_server, stop
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def old(tmp_path_factory, cast) -> dict:
     uri, artifacts = f"sqlite:///{where / 'mlflow.db'}", str(where / "artifacts")
     built = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("old_sharinghub.py")), uri, artifacts,
-         json.dumps(spec)],
+         json.dumps(spec), str(free_port())],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
     )  # fmt: skip

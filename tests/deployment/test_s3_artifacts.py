@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import boto3
 import pytest
@@ -16,9 +15,12 @@ from mlflow import MlflowClient
 from moto.server import ThreadedMotoServer
 
 from tests.api import Api
-from tests.live import LiveServer, start_live_server, stop
+from tests.live import LiveServer, free_port, start_live_server, stop
 from tests.security.test_foreign_traces import start_trace, store_location, trace_artifact
 from tests.test_trace_locations import otlp_span
+
+# The artifact store, not the database, is under test (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
 
 BUCKET = "mlflow"
 PREFIX = "tenant/artifacts"
@@ -34,9 +36,7 @@ AWS = {
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

@@ -18,6 +18,9 @@ import requests
 
 from tests.live import LiveServer, start_live_server, stop
 
+# Gunicorn's sockets, not the database, are under test (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 SLOW_CONNECTIONS = 200
 HEAD_TIMEOUT = 10  # the default: the server is run as `make serve` runs it
 

@@ -19,6 +19,9 @@ import pytest
 from tests.api import Api
 from tests.sessions import log_in
 
+# What Chromium shows does not depend on the database (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 

@@ -16,6 +16,9 @@ import requests
 from tests.api import Api
 from tests.live import free_port, start_live_server, stop
 
+# Redis, not the database, fails here (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 METRICS_TOKEN = "metrics-secret"
 
 

@@ -22,6 +22,9 @@ from mlflow import MlflowClient
 from tests.api import Api
 from tests.live import free_port, gunicorn_workers, start_live_server, stop, wait_until
 
+# The PostgreSQL here is the test's own, whatever TEST_DATABASE says (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 WRITERS = 3
 
 

@@ -16,6 +16,9 @@ from tests.cast import make_cast
 from tests.gitlab_double import GitLabDouble
 from tests.live import start_live_server, stop
 
+# GitLab, not the database, is slow here (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 FAILURES = 2
 COOL_OFF = 3
 

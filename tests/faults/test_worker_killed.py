@@ -20,6 +20,9 @@ from mlflow import MlflowClient
 from tests.api import Api
 from tests.live import gunicorn_workers, wait_until
 
+# A worker and the artifact store, not the database, are under test (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 CHUNK = 64 * 1024
 SIZE = 64 * CHUNK  # 4 MiB
 STAGING_PREFIX = ".artifact.uploading."

@@ -16,6 +16,9 @@ from requests.adapters import HTTPAdapter
 from tests.api import Api
 from tests.live import start_live_server, stop
 
+# The throttles count in Redis, not in the database (pyproject.toml's markers).
+pytestmark = pytest.mark.any_database
+
 FLOOD = 1000
 # The README's bound, with the default rates: FAILED_AUTHENTICATIONS_PER_ADDRESS (10/min)
 # lookups get through, and a random token costs GitLab at most 2 calls (/user, then /job).
