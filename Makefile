@@ -29,9 +29,11 @@ lint: install
 # The whole suite on SQLite, then again on PostgreSQL (127.0.0.1:5432, user postgres; fresh
 # databases per run, see tests/testenv.py) but for the tests marked any_database, whose subject
 # the database does not change (pyproject.toml): they ran in the first half.
-# Each half spreads its test files over WORKERS processes (pytest-xdist; `auto`: one per core),
-# each with its own DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py).
-WORKERS ?= auto
+# Each half spreads its test files over WORKERS processes (pytest-xdist), each with its own
+# DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py). Two, not one per
+# core: the live servers of four workers at once outgrow PostgreSQL's default max_connections
+# (100), and a third worker on two cores saves nothing measurable (docs/development.md).
+WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest --numprocesses $(WORKERS) --dist loadfile
 
 test: lint test-sqlite test-postgres
