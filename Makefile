@@ -29,12 +29,12 @@ lint: install
 # The whole suite on SQLite, then again on PostgreSQL (127.0.0.1:5432, user postgres; fresh
 # databases per run, see tests/testenv.py) but for the tests marked any_database, whose subject
 # the database does not change (pyproject.toml): they ran in the first half.
-# Each half spreads its test files over WORKERS processes (pytest-xdist), each with its own
+# Each half spreads its test files over TEST_WORKERS pytest-xdist workers, each with its own
 # DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py). Two, not one per
-# core: the live servers of four workers at once outgrow PostgreSQL's default max_connections
-# (100), and a third worker on two cores saves nothing measurable (docs/development.md).
-WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest --numprocesses $(WORKERS) --dist loadfile
+# core: four at once outgrew PostgreSQL's default max_connections (100) and, on two cores, were
+# no faster (docs/development.md). (WORKERS is the service's own setting: gunicorn's workers.)
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
 test: lint test-sqlite test-postgres
 

@@ -227,11 +227,12 @@ class Site:
         # here, with the adapter, and none of them outlives the test. Else the session a
         # live test opened first would send this test's calls to http://testserver over the
         # network, which the client retries for minutes.
-        opened_by_mlflow = request_utils._cached_get_request_session
+        mlflow_session_cache = request_utils._cached_get_request_session
+        maxsize = mlflow_session_cache.cache_parameters()["maxsize"]
         monkeypatch.setattr(
             request_utils,
             "_cached_get_request_session",
-            functools.lru_cache(maxsize=64)(opened_by_mlflow.__wrapped__),
+            functools.lru_cache(maxsize=maxsize)(mlflow_session_cache.__wrapped__),
         )
 
     def api(self, path: str, token: str | None) -> Api:

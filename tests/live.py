@@ -37,6 +37,7 @@ SQLITE_FILES = ("django.sqlite3", "mlflow.sqlite3")
 # port between one's check and its server's bind.
 PORTS_PER_WORKER = 400
 FIRST_PORT = 12000
+EPHEMERAL_PORTS_START = 32768
 _next_port = itertools.count()
 
 
@@ -44,6 +45,8 @@ def free_port() -> int:
     """A port of this worker's block that nothing listens on now (checked by binding it)."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     first = FIRST_PORT + worker * PORTS_PER_WORKER
+    if first + PORTS_PER_WORKER > EPHEMERAL_PORTS_START:
+        raise RuntimeError(f"worker gw{worker}: too many workers for the test ports (make test)")
     for _ in range(PORTS_PER_WORKER):
         port = first + next(_next_port) % PORTS_PER_WORKER
         with socket.socket() as sock:

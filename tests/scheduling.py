@@ -11,6 +11,9 @@ asked next.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from xdist.scheduler import LoadFileScheduling
 
 MANY_CONNECTIONS = "files holding many PostgreSQL connections"
@@ -18,6 +21,10 @@ ONE_WORKER = {
     "tests/deployment/test_concurrency.py": MANY_CONNECTIONS,
     "tests/deployment/test_replicas.py": MANY_CONNECTIONS,
 }
+
+# A renamed file would silently leave its group.
+ROOT = Path(__file__).resolve().parent.parent
+assert all((ROOT / path).exists() for path in ONE_WORKER), "tests/scheduling.py: ONE_WORKER"
 
 
 class FilesOrGroups(LoadFileScheduling):
@@ -28,6 +35,7 @@ class FilesOrGroups(LoadFileScheduling):
         return ONE_WORKER.get(scope, scope)
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs the suite without it
 def pytest_xdist_make_scheduler(config, log) -> FilesOrGroups | None:
     if config.getoption("dist") == "loadfile":
         return FilesOrGroups(config, log)

@@ -25,8 +25,8 @@ from tests.live import LiveServer, gunicorn_workers, start_live_server, stop
 pytestmark = pytest.mark.any_database
 
 SECRET = "memo-workers-secret-0123456789"
-# A Redis database of its own (replicas: /0, throttling: /3, test_memo: /7): `make test` runs
-# files side by side, and cached answers are keyed by ids each file's GitLab double repeats.
+# A Redis database of its own (replicas /0, serving /1, throttling /3, test_memo /7): `make
+# test` runs files side by side, and cached answers are keyed by ids their GitLab doubles repeat.
 REDIS = "redis://127.0.0.1:6379/5"
 # Enough fresh connections for two workers to each get some, many times over.
 MOST_CALLS = 200

@@ -19,7 +19,8 @@ import pytest
 from tests.api import Api
 from tests.sessions import log_in
 
-# What Chromium shows does not depend on the database (pyproject.toml's markers).
+# Chromium's behaviour; the requests behind these pages are specified on both databases
+# in-process (pyproject.toml's markers).
 pytestmark = pytest.mark.any_database
 
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -17,9 +17,6 @@ from tests.e2e.test_browser import TIMEOUT_MS, log_in_with_gitlab
 from tests.e2e.test_tour import TOUR_SCRIPT, logged_by_script, refusals
 from tests.sessions import log_in
 
-# What Chromium shows does not depend on the database (pyproject.toml's markers).
-pytestmark = pytest.mark.any_database
-
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 

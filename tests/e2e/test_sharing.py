@@ -32,7 +32,8 @@ from mlflow.exceptions import MlflowException
 from tests.e2e.test_browser import log_in_with_gitlab
 from tests.live import free_port, start_live_server, stop, wait_until
 
-# What Chromium shows does not depend on the database (pyproject.toml's markers).
+# Chromium's behaviour; the requests behind these pages are specified on both databases
+# in-process (pyproject.toml's markers).
 pytestmark = pytest.mark.any_database
 
 sync_api = pytest.importorskip("playwright.sync_api")

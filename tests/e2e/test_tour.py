@@ -25,7 +25,8 @@ from tests.e2e.test_browser import (
     log_in_with_gitlab,
 )
 
-# What Chromium shows does not depend on the database (pyproject.toml's markers).
+# Chromium's behaviour; the requests behind these pages are specified on both databases
+# in-process (pyproject.toml's markers).
 pytestmark = pytest.mark.any_database
 
 sync_api = pytest.importorskip("playwright.sync_api")

@@ -16,7 +16,8 @@ import requests
 from tests.api import Api
 from tests.live import free_port, start_live_server, stop
 
-# Redis, not the database, fails here (pyproject.toml's markers).
+# Redis fails here; the database it falls back on is the subject of the in-process cache
+# tests on both databases (pyproject.toml's markers).
 pytestmark = pytest.mark.any_database
 
 METRICS_TOKEN = "metrics-secret"
