@@ -28,7 +28,8 @@ lint: install
 
 # The whole suite on SQLite, then again on PostgreSQL (127.0.0.1:5432, user postgres; fresh
 # databases per run, see tests/testenv.py) but for the tests marked any_database, whose subject
-# the database does not change (pyproject.toml): they ran in the first half.
+# the database does not change (pyproject.toml): they ran in the first half; and the tests
+# marked many_connections run there after the others, by themselves.
 # Each half spreads its test files over TEST_WORKERS pytest-xdist workers, each with its own
 # DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py). Two, not one per
 # core: four at once outgrew PostgreSQL's default max_connections (100) and, on two cores, were
@@ -42,7 +43,8 @@ test-sqlite: install
 	TEST_DATABASE=sqlite $(PYTEST)
 
 test-postgres: install
-	TEST_DATABASE=postgresql $(PYTEST) -m "not any_database"
+	TEST_DATABASE=postgresql $(PYTEST) -m "not any_database and not many_connections"
+	TEST_DATABASE=postgresql $(BIN)/python -m pytest -m many_connections
 
 # Smoke test of the benchmark (bare MLflow vs this service, small sizes); numbers not asserted.
 bench-quick: install

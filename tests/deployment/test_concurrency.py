@@ -21,11 +21,15 @@ from tests import testenv
 from tests.api import Api
 from tests.live import LiveServer, start_live_server, stop
 
-pytestmark = pytest.mark.skipif(
-    testenv.TEST_DATABASE != "postgresql",
-    reason="SQLite serialises writers; the concurrency promise is made on PostgreSQL "
-    "(TEST_DATABASE=postgresql)",
-)
+pytestmark = [
+    # 4 gunicorn workers and 16 clients: PostgreSQL connections by the dozen (pyproject.toml).
+    pytest.mark.many_connections,
+    pytest.mark.skipif(
+        testenv.TEST_DATABASE != "postgresql",
+        reason="SQLite serialises writers; the concurrency promise is made on PostgreSQL "
+        "(TEST_DATABASE=postgresql)",
+    ),
+]
 
 CLIENTS = 16
 METRICS = 200

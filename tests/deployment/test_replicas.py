@@ -17,6 +17,9 @@ from mlflow import MlflowClient
 from tests.api import Api
 from tests.live import LiveServer, fresh_databases, start_live_server, stop
 
+# Two servers' connections to one PostgreSQL (pyproject.toml's markers).
+pytestmark = pytest.mark.many_connections
+
 REDIS = "redis://127.0.0.1:6379/0"
 
 
