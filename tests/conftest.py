@@ -8,6 +8,9 @@ replicas, S3, the stock client, the browser) uses `gunicorn_server` or a server 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+
 import pytest
 from django.core.cache import cache
 from django.db import transaction
@@ -63,7 +66,7 @@ def cast(gitlab) -> Cast:
 
 # --- in-process ----------------------------------------------------------------------------
 @pytest.fixture
-def site(db, settings, gitlab, monkeypatch) -> Site:
+def site(db, settings, gitlab, monkeypatch) -> Iterator[Site]:
     """The service in-process at http://testserver, set up as `gunicorn_server` is (GitLab: the
     double, its OAuth application): a live test's requests reach it unchanged. Each test's
     database changes are rolled back; MLflow's store is kept."""
@@ -72,7 +75,14 @@ def site(db, settings, gitlab, monkeypatch) -> Site:
     cache.clear()
     site = Site()
     site.serve_every_session(monkeypatch)
-    return site
+    running = set(threading.enumerate())
+    yield site
+    # The stock client finishes some calls in threads of its own (a new prompt's link to its
+    # experiment): they must reach this site while it serves, not http://testserver over the
+    # network once the test is over, retried for minutes in a thread the process waits for.
+    for thread in set(threading.enumerate()) - running:
+        if not thread.daemon:
+            thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")
