@@ -87,6 +87,12 @@ def database_env(label: str = "server", templates: dict[str, str] | None = None)
 
 
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="sharinghub-mlflow-tests-")
+if TEST_DATABASE == "postgresql":
+    # Both xdist workers' live servers share PostgreSQL's 100 connections (max_connections):
+    # each MLflow engine keeps at most 2 idle and opens 4 more under load (a test server
+    # worker's 4 threads never wait for one), not MLflow's 5 and 10, sized for one server.
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "2")
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "4")
 # Every test client comes from 127.0.0.1 and many try bad tokens on purpose: the throttles
 # are wide open in-process and on live servers, except where a test sets them
 # (tests/test_throttling.py, tests/security/test_throttling.py).
