@@ -458,6 +458,24 @@ class TestExceptionHandler:
         assert answer.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
         assert "server closed" not in answer.json()["message"]
 
+    def test_it_answers_mlflows_store_losing_the_database_with_a_retryable_503(self):
+        # MLflow's store wraps the driver's error (mlflow/store/db/utils.py), e.g. when the
+        # edge asks for a workspace's default experiment as PostgreSQL shuts down.
+        from mlflow.exceptions import MlflowException
+        from sqlalchemy.exc import OperationalError as DriverError
+
+        try:
+            try:
+                raise DriverError("SELECT 1", {}, Exception("terminating connection"))
+            except DriverError as lost:
+                raise MlflowException(str(lost), "TEMPORARILY_UNAVAILABLE") from lost
+        except MlflowException as wrapped:
+            response = errors.exception_handler(wrapped, {})
+
+        assert response is not None and response.status_code == 503
+        assert response["Retry-After"] == "5"
+        assert b"terminating" not in response.content
+
     def test_it_leaves_a_genuine_bug_to_django(self):
         assert errors.exception_handler(KeyError("bug"), {}) is None
 

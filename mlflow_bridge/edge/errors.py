@@ -157,8 +157,10 @@ def as_bridge_error(exc: Exception) -> BridgeError | None:
         return error
     if isinstance(exc, gitlab.GitLabUnavailable):
         return gitlab_unavailable(exc)
-    # Django's, or SQLAlchemy's when the bridge reads MLflow's database itself (owners).
-    if isinstance(exc, DATABASE_UNAVAILABLE):
+    # Django's, or SQLAlchemy's when the bridge reads MLflow's database itself (owners), or
+    # the same wrapped by MLflow's store when the edge calls it (a workspace's default
+    # experiment): MLflow raises its own exception `from` the driver's.
+    if isinstance(exc, DATABASE_UNAVAILABLE) or isinstance(exc.__cause__, DATABASE_UNAVAILABLE):
         logger.warning("Database unavailable: %s", type(exc).__name__)
         return database_unavailable()
     if isinstance(exc, exceptions.APIException):
