@@ -37,6 +37,7 @@ OWNER_QUERIES = {
     "dataset": "SELECT workspace FROM evaluation_datasets WHERE dataset_id = :id",
 }
 
+MAX_EXPERIMENT_ID = 2**63 - 1
 _REMEMBERED_KINDS = frozenset({"run", "experiment", "logged model"})
 _MAX_REMEMBERED = 100_000
 _owners: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -49,8 +50,9 @@ def owner_of(kind: str, object_id: str) -> str | None:
     # One lookup: another thread may evict the key between a test and a read.
     if (remembered := _owners.get(key)) is not None:
         return remembered
-    # isdecimal, not isdigit: int() refuses digits such as '²'.
-    if kind == "experiment" and not object_id.isdecimal():
+    # isdecimal, not isdigit: int() refuses digits such as '²'. Experiment ids are 64-bit in
+    # MLflow's tables: a larger number names none (and would overflow the driver).
+    if kind == "experiment" and not (object_id.isdecimal() and int(object_id) <= MAX_EXPERIMENT_ID):
         return None
     # Asked while MLflow serves (its stores are built): MLflow's own accessor, not mlflow_app's,
     # whose app mounts the OTLP route that asks here.
