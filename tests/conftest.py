@@ -120,7 +120,8 @@ def gunicorn_server(tmp_path_factory, gitlab) -> LiveServer:
     through a service account; 2 workers, one of which tests/faults/test_worker_killed.py kills."""
     service = gitlab.add_user("mlflow-service", admin=True)
     server, process = start_live_server(
-        tmp_path_factory.mktemp("live"), gitlab.url, GITLAB_SERVICE_TOKEN=service.token,
+        tmp_path_factory.mktemp("live"), gitlab.url, workers=2, serve=True,
+        GITLAB_SERVICE_TOKEN=service.token,
         **gitlab.oauth.settings,
     )  # fmt: skip
     yield server
@@ -147,7 +148,7 @@ def server_without_gitlab(tmp_path_factory) -> LiveServer:
     GitLab is out (GITLAB_OUTAGE_RETRYABLE=0): tests/test_outage.py and
     tests/faults/test_misconfiguration.py share it."""
     server, process = start_live_server(
-        tmp_path_factory.mktemp("no-gitlab"), "http://127.0.0.1:9",
+        tmp_path_factory.mktemp("no-gitlab"), "http://127.0.0.1:9", serve=True,
         GITLAB_OUTAGE_RETRYABLE="0", GITLAB_TIMEOUT="1",
     )  # fmt: skip
     yield server

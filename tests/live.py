@@ -29,6 +29,9 @@ GRACEFUL_TIMEOUT = 3
 STOP_MARGIN = 10
 # What `manage.py upgrade` writes into a DATA_DIR on SQLite (sharinghub_mlflow/settings.py).
 SQLITE_FILES = ("django.sqlite3", "mlflow.sqlite3")
+# The settings `serve` turns into gunicorn's arguments (sharinghub_mlflow/settings.py).
+SERVE_SETTINGS = {"BIND", "WORKERS", "THREADS", "GUNICORN_TIMEOUT", "GRACEFUL_TIMEOUT",
+                  "KEEPALIVE"}  # fmt: skip
 
 
 # Ports for servers the tests start: below Linux's ephemeral range (32768-60999), where the
@@ -91,17 +94,19 @@ _migrated: dict[str, object] = {}
 
 def migrated_template() -> dict[str, object]:
     """Databases migrated once per session (`manage.py upgrade`), which each new server starts
-    from a copy of, so that its own `serve` finds nothing to migrate: on SQLite the files of a
-    template DATA_DIR, on PostgreSQL two template databases."""
+    from a copy of, so that it finds nothing to migrate: on SQLite the files of a template
+    DATA_DIR, on PostgreSQL two template databases; and the admin's static files, collected
+    once (`manage.py collectstatic`) for every server started without `serve`."""
     if not _migrated:
         data_dir = Path(tempfile.mkdtemp(prefix="sharinghub-mlflow-template-"))
         databases = testenv.database_env("template")
         env = {**os.environ, "DATA_DIR": str(data_dir), **databases,
                "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings"}  # fmt: skip
-        done = subprocess.run([sys.executable, "manage.py", "upgrade"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        _migrated.update(data_dir=data_dir, databases=databases)
+        for command in (["upgrade"], ["collectstatic", "--noinput", "--verbosity", "0"]):
+            done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=600)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+        _migrated.update(data_dir=data_dir, databases=databases, static=data_dir / "static")
     return _migrated
 
 
@@ -140,10 +145,16 @@ class LiveServer:
 
 
 def start_live_server(
-    tmp: Path, gitlab_url: str, *, workers: int = 2, **extra_env: str
+    tmp: Path, gitlab_url: str, *, workers: int = 1, serve: bool = False, **extra_env: str
 ) -> tuple[LiveServer, subprocess.Popen]:
     """A gunicorn server of its own: its DATA_DIR under `tmp`, and with TEST_DATABASE=postgresql
-    fresh databases (tests/testenv.py), unless `extra_env` names them. Stop it with `stop`."""
+    fresh databases (tests/testenv.py), unless `extra_env` names them. Stop it with `stop`.
+
+    With `serve`, started as an operator starts it (`manage.py serve`: its checks, migrations,
+    static files and printed configuration, then gunicorn); otherwise gunicorn is started at
+    once with the arguments `serve` gives it, from migrated databases and static files
+    collected once (tests/live.py's template): `serve` imports MLflow once more than gunicorn's
+    worker does, seconds of CPU per server. One worker unless the test is about several."""
     port = free_port()
     data_dir = tmp / "data"
     log = tmp / "server.log"
@@ -161,20 +172,19 @@ def start_live_server(
     if not {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
         env.update(fresh_databases(data_dir))
     env.update(extra_env)
+    if not serve and SERVE_SETTINGS & extra_env.keys():
+        raise ValueError(f"{sorted(SERVE_SETTINGS & extra_env.keys())} are `serve`'s to apply: "
+                         "start this server with serve=True")  # fmt: skip
+    bind = f"127.0.0.1:{port}"
+    if serve:
+        argv = [sys.executable, "manage.py", "serve", "--bind", bind, "--workers", str(workers)]
+    else:  # what `serve` prepares: static files (the template's), an empty metrics directory
+        env.setdefault("STATIC_ROOT", str(migrated_template()["static"]))
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "prometheus"))
+        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+        argv = gunicorn_argv(bind, workers)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "serve",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log, env, process)
     deadline = time.monotonic() + 90
@@ -188,3 +198,15 @@ def start_live_server(
             time.sleep(0.3)
     stop(process)
     raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+def gunicorn_argv(bind: str, workers: int) -> list[str]:
+    """What `serve` would exec, with the settings' defaults but the tests' GRACEFUL_TIMEOUT."""
+    from django.conf import settings
+
+    from mlflow_bridge.embedded import serving
+
+    return serving.gunicorn_argv({
+        "bind": bind, "workers": workers, "threads": settings.SERVE_THREADS,
+        "timeout": settings.SERVE_TIMEOUT, "graceful_timeout": GRACEFUL_TIMEOUT,
+    })  # fmt: skip

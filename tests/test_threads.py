@@ -28,7 +28,7 @@ def one_worker(tmp_path_factory, gitlab):
     """`serve` with one worker and its default threads, for both tests of this file: the last
     one stops it. Its graceful shutdown (under test there) outlasts the upload in flight."""
     server, process = start_live_server(tmp_path_factory.mktemp("one-worker"), gitlab.url,
-                                        workers=1, GRACEFUL_TIMEOUT="30")  # fmt: skip
+                                        workers=1, serve=True, GRACEFUL_TIMEOUT="30")  # fmt: skip
     yield server
     stop(process, grace=30)
 

@@ -41,7 +41,9 @@ def server(request, tmp_path_factory, gitlab) -> tuple[LiveServer, set[int]]:
            "KEEPALIVE": "600"}  # fmt: skip
     if request.param == "with CACHE_URL":
         env["CACHE_URL"] = REDIS
-    server, process = start_live_server(tmp_path_factory.mktemp("memo"), gitlab.url, **env)
+    server, process = start_live_server(
+        tmp_path_factory.mktemp("memo"), gitlab.url, workers=2, serve=True, **env
+    )
     yield server, gunicorn_workers(process.pid)
     stop(process)
 

@@ -34,7 +34,8 @@ def replicas(tmp_path_factory, gitlab) -> tuple[LiveServer, LiveServer]:
         "CACHE_URL": REDIS,
         "METRICS_TOKEN": "scrape-me",
     }
-    started = [start_live_server(tmp_path_factory.mktemp(f"replica-{i}"), gitlab.url, **env)
+    started = [start_live_server(tmp_path_factory.mktemp(f"replica-{i}"), gitlab.url, workers=2,
+                                 **env)
                for i in range(2)]  # fmt: skip
     yield tuple(server for server, _ in started)
     for _, process in started:

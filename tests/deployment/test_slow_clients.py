@@ -27,7 +27,9 @@ HEAD_TIMEOUT = 10  # the default: the server is run as `make serve` runs it
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, gitlab) -> Iterator[LiveServer]:
-    server, process = start_live_server(tmp_path_factory.mktemp("slow"), gitlab.url)
+    server, process = start_live_server(
+        tmp_path_factory.mktemp("slow"), gitlab.url, workers=2, serve=True
+    )
     try:
         yield server
     finally:

@@ -55,6 +55,7 @@ def throttled_server(tmp_path_factory, gitlab):
     server, process = start_live_server(
         tmp_path_factory.mktemp("throttled"),
         gitlab.url,
+        workers=2,
         THROTTLE_GITLAB_LOOKUPS_PER_ADDRESS="60/min",
         THROTTLE_GITLAB_LOOKUPS="600/min",
         THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS="10/min",
