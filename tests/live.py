@@ -150,11 +150,12 @@ def start_live_server(
     """A gunicorn server of its own: its DATA_DIR under `tmp`, and with TEST_DATABASE=postgresql
     fresh databases (tests/testenv.py), unless `extra_env` names them. Stop it with `stop`.
 
-    With `serve`, started as an operator starts it (`manage.py serve`: its checks, migrations,
-    static files and printed configuration, then gunicorn); otherwise gunicorn is started at
-    once with the arguments `serve` gives it, from migrated databases and static files
-    collected once (tests/live.py's template): `serve` imports MLflow once more than gunicorn's
-    worker does, seconds of CPU per server. One worker unless the test is about several."""
+    With `serve` (and always on databases `extra_env` names), started as an operator starts it
+    (`manage.py serve`: its checks, migrations, static files and printed configuration, then
+    gunicorn); otherwise gunicorn is started at once with the arguments `serve` gives it, from
+    migrated databases and static files collected once (`migrated_template`): `serve` imports
+    MLflow once more than gunicorn's worker does, seconds of CPU per server. One worker unless
+    the test is about several."""
     port = free_port()
     data_dir = tmp / "data"
     log = tmp / "server.log"
@@ -169,7 +170,9 @@ def start_live_server(
     # Never the in-process tests' databases.
     for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
         env.pop(name, None)
-    if not {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
+    if {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
+        serve = True  # the test's own databases: `serve` migrates them
+    else:
         env.update(fresh_databases(data_dir))
     env.update(extra_env)
     if not serve and SERVE_SETTINGS & extra_env.keys():
