@@ -8,6 +8,7 @@ flight (short here: a test server has none worth waiting for), then SIGKILL.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -128,6 +129,8 @@ class LiveServer:
     log: Path
     env: dict[str, str] = field(default_factory=dict)  # the server's, for its manage.py commands
     process: subprocess.Popen | None = None  # gunicorn's master (`manage.py serve` execs it)
+    commands: subprocess.Popen | None = None  # tests/forked_commands.py, once a command ran
+    commands_run: int = 0
 
     def tracking_uri(self, path: str) -> str:
         return f"{self.url}/mlflow/{path}/tracking/"
@@ -135,13 +138,24 @@ class LiveServer:
     def session(self) -> requests.Session:
         return requests.Session()
 
-    def manage(self, *arguments: str, **extra_env: str) -> str:
-        """Run a management command against this server's databases and storage; its stdout."""
-        env = {**self.env, **extra_env}
-        done = subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, (arguments, done.stdout, done.stderr[-3000:])
-        return done.stdout
+    def manage(self, *arguments: str) -> str:
+        """Run a management command against this server's databases and storage, in a process
+        of its own (tests/forked_commands.py); its stdout."""
+        if self.commands is None:
+            self.commands = subprocess.Popen(
+                [sys.executable, "-m", "tests.forked_commands"], cwd=ROOT, env=self.env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+        self.commands_run += 1
+        out, err = (self.log.with_name(f"command-{self.commands_run}.{s}") for s in ("out", "err"))
+        request = {"argv": arguments, "stdout": str(out), "stderr": str(err)}
+        self.commands.stdin.write(json.dumps(request) + "\n")
+        self.commands.stdin.flush()
+        answer = self.commands.stdout.readline()
+        assert answer, f"tests/forked_commands.py exited (its stderr: {self.log.parent})"
+        stdout, stderr = out.read_text(), err.read_text()
+        assert json.loads(answer)["returncode"] == 0, (arguments, stdout, stderr[-3000:])
+        return stdout
 
 
 def start_live_server(

@@ -39,23 +39,15 @@ def old(tmp_path_factory, cast) -> dict:
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory, gitlab) -> tuple[LiveServer, dict]:
+def target(tmp_path_factory, gitlab) -> LiveServer:
     server, process = start_live_server(tmp_path_factory.mktemp("import"), gitlab.url)
-    databases = {k: v for k, v in server.env.items()
-                 if k in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI")}  # fmt: skip
-    yield server, {**databases, "DATA_DIR": str(server.data_dir)}
+    yield server
     stop(process)
 
 
-def import_sharinghub(target, old, *extra) -> str:
-    _, env = target
-    done = subprocess.run(
-        [sys.executable, "manage.py", "import_sharinghub", "--backend-store-uri", old["uri"],
-         "--artifacts", old["artifacts"], *extra],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    return done.stdout
+def import_sharinghub(target: LiveServer, old, *extra) -> str:
+    return target.manage("import_sharinghub", "--backend-store-uri", old["uri"],
+                         "--artifacts", old["artifacts"], *extra)  # fmt: skip
 
 
 def source_counts(old) -> dict[str, int]:
@@ -86,8 +78,7 @@ class TestImport:
         assert f"registered model 'churn-model ({a.id})' -> p-{a.id} 'churn-model'" in out
         assert f"prompt 'greeting-{a.id}' -> p-{a.id}" in out
         assert "not mapped: experiment 1 'orphan'" in out
-        server, _ = target
-        client = as_user(server.tracking_uri(a.path), cast.olivia.token)
+        client = as_user(target.tracking_uri(a.path), cast.olivia.token)
         assert client.get_experiment_by_name("baseline") is None
 
     def test_it_moves_everything_the_stock_client_reads_through_the_new_uris(
@@ -97,9 +88,8 @@ class TestImport:
 
         import_sharinghub(target, old)
 
-        server, _ = target
         for project, owner in [(cast.project, cast.olivia), (cast.other_project, cast.otto)]:
-            client = as_user(server.tracking_uri(project.path), owner.token)
+            client = as_user(target.tracking_uri(project.path), owner.token)
             experiment = client.get_experiment_by_name("baseline")
             suffixed = client.get_experiment_by_name(f"baseline ({project.id})")
             assert suffixed.experiment_id == experiment.experiment_id
@@ -132,8 +122,7 @@ class TestImport:
 
         assert "0 run(s) copied, 2 already there" in out
         assert "0 version(s) copied, 2 already there" in out
-        server, _ = target
-        client = as_user(server.tracking_uri(cast.project.path), cast.olivia.token)
+        client = as_user(target.tracking_uri(cast.project.path), cast.olivia.token)
         experiments = client.search_experiments(filter_string="name = 'baseline'")
         assert len(experiments) == 1
         assert len(client.search_runs([experiments[0].experiment_id])) == 2
