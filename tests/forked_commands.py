@@ -7,9 +7,9 @@ of CPU per command. Nothing is connected before a fork (Django and MLflow connec
 use), so each command opens its own connections, as it would when run by hand.
 
 Run as `python -m tests.forked_commands` with the server's environment: it reads one JSON
-request per line on stdin, {"argv": [...], "stdout": path, "stderr": path}, runs
-`manage.py <argv>` in a fork writing to those files, and answers {"returncode": n}; it exits
-when stdin closes (the test process ended).
+request per line on stdin, {"argv": [...], "environ": {...}, "stdout": path, "stderr": path},
+runs `manage.py <argv>` in a fork, with `environ` added to its environment, writing to those
+files, and answers {"returncode": n}; it exits when stdin closes (the test process ended).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def run(request: dict) -> None:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
         sys.stdout, sys.stderr = out, err
+        os.environ.update(request["environ"])
         try:
             execute_from_command_line(["manage.py", *request["argv"]])
             code = 0

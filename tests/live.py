@@ -138,9 +138,11 @@ class LiveServer:
     def session(self) -> requests.Session:
         return requests.Session()
 
-    def manage(self, *arguments: str) -> str:
+    def manage(self, *arguments: str, **environ: str) -> str:
         """Run a management command against this server's databases and storage, in a process
-        of its own (tests/forked_commands.py); its stdout."""
+        of its own (tests/forked_commands.py), with `environ` for what the command reads from
+        the environment as it runs (createsuperuser's password; the settings are the
+        server's); its stdout."""
         if self.commands is None:
             self.commands = subprocess.Popen(
                 [sys.executable, "-m", "tests.forked_commands"], cwd=ROOT, env=self.env,
@@ -148,7 +150,7 @@ class LiveServer:
             )  # fmt: skip
         self.commands_run += 1
         out, err = (self.log.with_name(f"command-{self.commands_run}.{s}") for s in ("out", "err"))
-        request = {"argv": arguments, "stdout": str(out), "stderr": str(err)}
+        request = {"argv": arguments, "environ": environ, "stdout": str(out), "stderr": str(err)}
         self.commands.stdin.write(json.dumps(request) + "\n")
         self.commands.stdin.flush()
         answer = self.commands.stdout.readline()
