@@ -120,8 +120,7 @@ def gunicorn_server(tmp_path_factory, gitlab) -> LiveServer:
     through a service account; 2 workers, one of which tests/faults/test_worker_killed.py kills."""
     service = gitlab.add_user("mlflow-service", admin=True)
     server, process = start_live_server(
-        tmp_path_factory.mktemp("live"), gitlab.url, workers=2, serve=True,
-        GITLAB_SERVICE_TOKEN=service.token,
+        tmp_path_factory.mktemp("live"), gitlab.url, workers=2, GITLAB_SERVICE_TOKEN=service.token,
         **gitlab.oauth.settings,
     )  # fmt: skip
     yield server

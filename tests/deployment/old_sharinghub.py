@@ -62,6 +62,8 @@ def fill(uri: str, spec: dict) -> dict:
 def main() -> None:
     backend, artifacts, spec, port = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "_MLFLOW"))}
+    # Without MLflow's job runner: seven huey consumers, each importing MLflow, for no job.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend,
          "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", port,

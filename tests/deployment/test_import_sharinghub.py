@@ -8,8 +8,10 @@ plus an experiment `orphan` that names no project.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -21,21 +23,39 @@ from mlflow import MlflowClient
 
 from tests.live import ROOT, LiveServer, free_port, start_live_server, stop
 
+OLD_SHARINGHUB = Path(__file__).with_name("old_sharinghub.py")
+
 
 @pytest.fixture(scope="module")
-def old(tmp_path_factory, cast) -> dict:
-    where = tmp_path_factory.mktemp("old-sharinghub")
+def old(request, tmp_path_factory, cast) -> dict:
+    """A copy of the old database and artifacts. The original is built once per script, spec
+    and MLflow version and kept in pytest's cache (.pytest_cache): a bare `mlflow server`
+    migrating a database from nothing costs seconds of CPU, the same in both halves of
+    `make test`; its "made.json", written last, says the build is whole."""
     spec = {"projects": [{"id": p.id, "path": p.path} for p in (cast.project, cast.other_project)]}
-    uri, artifacts = f"sqlite:///{where / 'mlflow.db'}", str(where / "artifacts")
+    key = hashlib.sha256(
+        f"{OLD_SHARINGHUB.read_text()}{json.dumps(spec)}{mlflow.__version__}".encode()
+    ).hexdigest()[:16]
+    built = Path(request.config.cache.mkdir(f"old-sharinghub-{key}"))
+    if not (built / "made.json").exists():
+        build_old_sharinghub(tmp_path_factory.mktemp("old-build"), spec, built)
+    where = tmp_path_factory.mktemp("old-sharinghub")
+    shutil.copytree(built, where, dirs_exist_ok=True)
+    return {"uri": f"sqlite:///{where / 'mlflow.db'}", "db": where / "mlflow.db",
+            "artifacts": str(where / "artifacts"),
+            **json.loads((where / "made.json").read_text())}  # fmt: skip
+
+
+def build_old_sharinghub(scratch: Path, spec: dict, into: Path) -> None:
+    uri, artifacts = f"sqlite:///{scratch / 'mlflow.db'}", str(scratch / "artifacts")
     built = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("old_sharinghub.py")), uri, artifacts,
-         json.dumps(spec), str(free_port())],
+        [sys.executable, str(OLD_SHARINGHUB), uri, artifacts, json.dumps(spec), str(free_port())],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
-    return {"uri": uri, "db": where / "mlflow.db", "artifacts": artifacts,
-            **json.loads(built.stdout.strip().splitlines()[-1])}  # fmt: skip
+    shutil.copytree(scratch, into, dirs_exist_ok=True)
+    (into / "made.json").write_text(built.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
