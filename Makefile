@@ -31,10 +31,11 @@ lint: install
 # the database does not change (pyproject.toml): they ran in the first half; and the tests
 # marked many_connections run there after the others, by themselves.
 # Each half spreads its test files over TEST_WORKERS pytest-xdist workers, each with its own
-# DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py). Two, not one per
-# core: four at once outgrew PostgreSQL's default max_connections (100) and, on two cores, were
-# no faster (docs/development.md). (WORKERS is the service's own setting: gunicorn's workers.)
-TEST_WORKERS ?= 2
+# DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py). Three on two cores:
+# a file waiting on a browser, a server or a timeout leaves a core to the others; four were no
+# faster and hold more of PostgreSQL's 100 connections (docs/development.md). (WORKERS is the
+# service's own setting: gunicorn's workers.)
+TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
 test: lint test-sqlite test-postgres

@@ -88,10 +88,11 @@ def database_env(label: str = "server", templates: dict[str, str] | None = None)
 
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="sharinghub-mlflow-tests-")
 if TEST_DATABASE == "postgresql":
-    # Both xdist workers' live servers share PostgreSQL's 100 connections (max_connections):
-    # each MLflow engine keeps at most 2 idle and opens 4 more under load (a test server
+    # The xdist workers' live servers share PostgreSQL's 100 connections (max_connections):
+    # each MLflow engine keeps at most 1 idle and opens 4 more under load (a test server
     # worker's 4 threads never wait for one), not MLflow's 5 and 10, sized for one server.
-    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "2")
+    # Three workers' files side by side peaked at 77 connections (93 with 2 idle per engine).
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "4")
 # Every test client comes from 127.0.0.1 and many try bad tokens on purpose: the throttles
 # are wide open in-process and on live servers, except where a test sets them
