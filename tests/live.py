@@ -147,6 +147,7 @@ class LiveServer:
             self.commands = subprocess.Popen(
                 [sys.executable, "-m", "tests.forked_commands"], cwd=ROOT, env=self.env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                stderr=self.log.with_name("commands.log").open("wb"),
             )  # fmt: skip
         self.commands_run += 1
         out, err = (self.log.with_name(f"command-{self.commands_run}.{s}") for s in ("out", "err"))
@@ -154,7 +155,7 @@ class LiveServer:
         self.commands.stdin.write(json.dumps(request) + "\n")
         self.commands.stdin.flush()
         answer = self.commands.stdout.readline()
-        assert answer, f"tests/forked_commands.py exited (its stderr: {self.log.parent})"
+        assert answer, f"tests/forked_commands.py exited: {self.log.with_name('commands.log')}"
         stdout, stderr = out.read_text(), err.read_text()
         assert json.loads(answer)["returncode"] == 0, (arguments, stdout, stderr[-3000:])
         return stdout
@@ -172,9 +173,26 @@ def start_live_server(
     migrated databases and static files collected once (`migrated_template`): `serve` imports
     MLflow once more than gunicorn's worker does, seconds of CPU per server. One worker unless
     the test is about several."""
-    port = free_port()
-    data_dir = tmp / "data"
-    log = tmp / "server.log"
+    own_databases = bool({"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys())
+    serve = serve or own_databases  # `serve` migrates them
+    if not serve and SERVE_SETTINGS & extra_env.keys():
+        raise ValueError(f"{sorted(SERVE_SETTINGS & extra_env.keys())} are `serve`'s to apply: "
+                         "start this server with serve=True")  # fmt: skip
+    data_dir, log, bind = tmp / "data", tmp / "server.log", f"127.0.0.1:{free_port()}"
+    env = server_environment(data_dir, gitlab_url, fresh=not own_databases) | extra_env
+    if serve:
+        argv = [sys.executable, "manage.py", "serve", "--bind", bind, "--workers", str(workers)]
+    else:
+        argv = gunicorn_argv(env, bind, workers)
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    server = LiveServer(f"http://{bind}", data_dir, log, env, process)
+    wait_until_healthy(server, process)
+    return server, process
+
+
+def server_environment(data_dir: Path, gitlab_url: str, fresh: bool) -> dict[str, str]:
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
@@ -186,46 +204,35 @@ def start_live_server(
     # Never the in-process tests' databases.
     for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
         env.pop(name, None)
-    if {"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys():
-        serve = True  # the test's own databases: `serve` migrates them
-    else:
-        env.update(fresh_databases(data_dir))
-    env.update(extra_env)
-    if not serve and SERVE_SETTINGS & extra_env.keys():
-        raise ValueError(f"{sorted(SERVE_SETTINGS & extra_env.keys())} are `serve`'s to apply: "
-                         "start this server with serve=True")  # fmt: skip
-    bind = f"127.0.0.1:{port}"
-    if serve:
-        argv = [sys.executable, "manage.py", "serve", "--bind", bind, "--workers", str(workers)]
-    else:  # what `serve` prepares: static files (the template's), an empty metrics directory
-        env.setdefault("STATIC_ROOT", str(migrated_template()["static"]))
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "prometheus"))
-        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
-        argv = gunicorn_argv(bind, workers)
-    process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, log, env, process)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
-        try:
-            if requests.get(f"{server.url}/healthz", timeout=1).ok:
-                return server, process
-        except requests.RequestException:
-            time.sleep(0.3)
-    stop(process)
-    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+    return env | fresh_databases(data_dir) if fresh else env
 
 
-def gunicorn_argv(bind: str, workers: int) -> list[str]:
-    """What `serve` would exec, with the settings' defaults but the tests' GRACEFUL_TIMEOUT."""
+def gunicorn_argv(env: dict[str, str], bind: str, workers: int) -> list[str]:
+    """What `serve` would exec, with the settings' defaults but the tests' GRACEFUL_TIMEOUT;
+    `env` gains what `serve` prepares first: static files (the template's) and an empty
+    metrics directory."""
     from django.conf import settings
 
     from mlflow_bridge.embedded import serving
 
+    env.setdefault("STATIC_ROOT", str(migrated_template()["static"]))
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(env["DATA_DIR"]) / "prometheus"))
+    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     return serving.gunicorn_argv({
         "bind": bind, "workers": workers, "threads": settings.SERVE_THREADS,
         "timeout": settings.SERVE_TIMEOUT, "graceful_timeout": GRACEFUL_TIMEOUT,
     })  # fmt: skip
+
+
+def wait_until_healthy(server: LiveServer, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log.read_text()}")
+        try:
+            if requests.get(f"{server.url}/healthz", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.3)
+    stop(process)
+    raise RuntimeError(f"server did not start:\n{server.log.read_text()}")
