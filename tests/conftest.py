@@ -145,10 +145,12 @@ def project_b(gunicorn_server, cast, project_a) -> tuple[Api, dict]:
 def server_without_gitlab(tmp_path_factory) -> LiveServer:
     """A live server whose GITLAB_URL names nothing that answers, and which says at once that
     GitLab is out (GITLAB_OUTAGE_RETRYABLE=0): tests/test_outage.py and
-    tests/faults/test_misconfiguration.py share it."""
+    tests/faults/test_misconfiguration.py share it. Started by `serve`, which prints its
+    configuration (a service token among it, never to be shown)."""
     server, process = start_live_server(
         tmp_path_factory.mktemp("no-gitlab"), "http://127.0.0.1:9", serve=True,
         GITLAB_OUTAGE_RETRYABLE="0", GITLAB_TIMEOUT="1",
+        GITLAB_SERVICE_TOKEN="glpat-service-token-never-shown",
     )  # fmt: skip
     yield server
     stop(process)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # for a loaded machine, and then kills.
 GRACEFUL_TIMEOUT = 3
 STOP_MARGIN = 10
+# What an operator's command may take here before the test fails (LiveServer.manage).
+COMMAND_TIMEOUT = 300
 # What `manage.py upgrade` writes into a DATA_DIR on SQLite (sharinghub_mlflow/settings.py).
 SQLITE_FILES = ("django.sqlite3", "mlflow.sqlite3")
 # The settings `serve` turns into gunicorn's arguments (sharinghub_mlflow/settings.py).
@@ -129,7 +132,7 @@ class LiveServer:
     log: Path
     env: dict[str, str] = field(default_factory=dict)  # the server's, for its manage.py commands
     process: subprocess.Popen | None = None  # gunicorn's master (`manage.py serve` execs it)
-    commands: subprocess.Popen | None = None  # tests/forked_commands.py, once a command ran
+    command_runner: subprocess.Popen | None = None  # tests/forked_commands.py, once needed
     commands_run: int = 0
 
     def tracking_uri(self, path: str) -> str:
@@ -143,22 +146,30 @@ class LiveServer:
         of its own (tests/forked_commands.py), with `environ` for what the command reads from
         the environment as it runs (createsuperuser's password; the settings are the
         server's); its stdout."""
-        if self.commands is None:
-            self.commands = subprocess.Popen(
-                [sys.executable, "-m", "tests.forked_commands"], cwd=ROOT, env=self.env,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                stderr=self.log.with_name("commands.log").open("wb"),
-            )  # fmt: skip
         self.commands_run += 1
         out, err = (self.log.with_name(f"command-{self.commands_run}.{s}") for s in ("out", "err"))
+        runner = self.started_command_runner()
         request = {"argv": arguments, "environ": environ, "stdout": str(out), "stderr": str(err)}
-        self.commands.stdin.write(json.dumps(request) + "\n")
-        self.commands.stdin.flush()
-        answer = self.commands.stdout.readline()
-        assert answer, f"tests/forked_commands.py exited: {self.log.with_name('commands.log')}"
+        runner.stdin.write(json.dumps(request) + "\n")
+        runner.stdin.flush()
+        answered = select.select([runner.stdout], [], [], COMMAND_TIMEOUT)[0]
+        answer = runner.stdout.readline() if answered else ""
+        if not answer:  # a command that hangs, or a runner gone: the next one starts afresh
+            stop(runner, grace=0)
+            self.command_runner = None
+        assert answer, (arguments, f"no answer: {self.log.with_name('commands.log')}", err)
         stdout, stderr = out.read_text(), err.read_text()
         assert json.loads(answer)["returncode"] == 0, (arguments, stdout, stderr[-3000:])
         return stdout
+
+    def started_command_runner(self) -> subprocess.Popen:
+        if self.command_runner is None:
+            self.command_runner = subprocess.Popen(
+                [sys.executable, "-m", "tests.forked_commands", str(self.process.pid)],
+                cwd=ROOT, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self.log.with_name("commands.log").open("ab"), text=True,
+            )  # fmt: skip
+        return self.command_runner
 
 
 def start_live_server(
@@ -182,17 +193,20 @@ def start_live_server(
     env = server_environment(data_dir, gitlab_url, fresh=not own_databases) | extra_env
     if serve:
         argv = [sys.executable, "manage.py", "serve", "--bind", bind, "--workers", str(workers)]
+        prepared = {}
     else:
-        argv = gunicorn_argv(env, bind, workers)
+        argv, prepared = gunicorn_argv(bind, workers), prepared_as_serve_does(data_dir)
     process = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        argv, cwd=ROOT, env=env | prepared, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     server = LiveServer(f"http://{bind}", data_dir, log, env, process)
-    wait_until_healthy(server, process)
+    wait_until_healthy(server)
     return server, process
 
 
 def server_environment(data_dir: Path, gitlab_url: str, fresh: bool) -> dict[str, str]:
+    """A live server's environment (and its commands'): the tests' own, its DATA_DIR and
+    GitLab, and fresh migrated databases if `fresh`."""
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
@@ -204,35 +218,43 @@ def server_environment(data_dir: Path, gitlab_url: str, fresh: bool) -> dict[str
     # Never the in-process tests' databases.
     for name in ("DATABASE_URL", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI"):
         env.pop(name, None)
-    return env | fresh_databases(data_dir) if fresh else env
+    if fresh:
+        env |= fresh_databases(data_dir)
+    return env
 
 
-def gunicorn_argv(env: dict[str, str], bind: str, workers: int) -> list[str]:
-    """What `serve` would exec, with the settings' defaults but the tests' GRACEFUL_TIMEOUT;
-    `env` gains what `serve` prepares first: static files (the template's) and an empty
-    metrics directory."""
+def gunicorn_argv(bind: str, workers: int) -> list[str]:
+    """What `serve` would exec, with the settings' defaults but the tests' GRACEFUL_TIMEOUT."""
     from django.conf import settings
 
     from mlflow_bridge.embedded import serving
 
-    env.setdefault("STATIC_ROOT", str(migrated_template()["static"]))
-    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(env["DATA_DIR"]) / "prometheus"))
-    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
     return serving.gunicorn_argv({
         "bind": bind, "workers": workers, "threads": settings.SERVE_THREADS,
         "timeout": settings.SERVE_TIMEOUT, "graceful_timeout": GRACEFUL_TIMEOUT,
     })  # fmt: skip
 
 
-def wait_until_healthy(server: LiveServer, process: subprocess.Popen) -> None:
+def prepared_as_serve_does(data_dir: Path) -> dict[str, str]:
+    """What `serve` prepares before gunicorn starts, for gunicorn's environment only (as
+    `serve` sets it in its own process): static files (the template's, collected once) and an
+    empty metrics directory."""
+    metrics = data_dir / "prometheus"
+    metrics.mkdir(parents=True, exist_ok=True)
+    static = migrated_template()["static"]
+    return {"STATIC_ROOT": str(static), "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+
+
+def wait_until_healthy(server: LiveServer) -> None:
+    """Until the server answers /healthz; fail with its log if it exits or never does."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log.read_text()}")
         try:
             if requests.get(f"{server.url}/healthz", timeout=1).ok:
                 return
         except requests.RequestException:
             time.sleep(0.3)
-    stop(process)
+    stop(server.process)
     raise RuntimeError(f"server did not start:\n{server.log.read_text()}")

@@ -269,3 +269,4 @@ class TestAWrongGitLabUrl:
         assert "GitLab has not answered" in done.stderr
         assert "too many 503" not in done.stderr
         assert cast.dave.token not in server.log.read_text()
+        assert server.env["GITLAB_SERVICE_TOKEN"] not in server.log.read_text()

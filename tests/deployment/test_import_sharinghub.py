@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -31,30 +32,37 @@ def old(request, tmp_path_factory, cast) -> dict:
     """A copy of the old database and artifacts. The original is built once per script, spec
     and MLflow version and kept in pytest's cache (.pytest_cache): a bare `mlflow server`
     migrating a database from nothing costs seconds of CPU, the same in both halves of
-    `make test`; its "made.json", written last, says the build is whole."""
+    `make test`. It is built aside and renamed into place: there whole, or not at all."""
     spec = {"projects": [{"id": p.id, "path": p.path} for p in (cast.project, cast.other_project)]}
     key = hashlib.sha256(
         f"{OLD_SHARINGHUB.read_text()}{json.dumps(spec)}{mlflow.__version__}".encode()
     ).hexdigest()[:16]
-    built = Path(request.config.cache.mkdir(f"old-sharinghub-{key}"))
-    if not (built / "made.json").exists():
-        build_old_sharinghub(tmp_path_factory.mktemp("old-build"), spec, built)
+    cache = getattr(request.config, "cache", None)  # none with -p no:cacheprovider
+    kept = Path(cache.mkdir("old-sharinghub")) if cache else tmp_path_factory.mktemp("old")
+    if not (kept / key).exists():
+        scratch = Path(tempfile.mkdtemp(dir=kept))
+        build_old_sharinghub(scratch, spec)
+        try:
+            scratch.rename(kept / key)
+        except OSError:  # another session's build got there first
+            shutil.rmtree(scratch)
     where = tmp_path_factory.mktemp("old-sharinghub")
-    shutil.copytree(built, where, dirs_exist_ok=True)
+    shutil.copytree(kept / key, where, dirs_exist_ok=True)
     return {"uri": f"sqlite:///{where / 'mlflow.db'}", "db": where / "mlflow.db",
             "artifacts": str(where / "artifacts"),
             **json.loads((where / "made.json").read_text())}  # fmt: skip
 
 
-def build_old_sharinghub(scratch: Path, spec: dict, into: Path) -> None:
-    uri, artifacts = f"sqlite:///{scratch / 'mlflow.db'}", str(scratch / "artifacts")
+def build_old_sharinghub(into: Path, spec: dict) -> None:
+    """tests/deployment/old_sharinghub.py's database and artifacts in `into`, and what it made
+    (made.json)."""
+    uri, artifacts = f"sqlite:///{into / 'mlflow.db'}", str(into / "artifacts")
     built = subprocess.run(
         [sys.executable, str(OLD_SHARINGHUB), uri, artifacts, json.dumps(spec), str(free_port())],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
-    shutil.copytree(scratch, into, dirs_exist_ok=True)
     (into / "made.json").write_text(built.stdout.strip().splitlines()[-1])
 
 

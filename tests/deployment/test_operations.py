@@ -1,8 +1,9 @@
 """Running it for an organisation, live: usage per project, deleted projects, gc and quotas.
 
 One gunicorn server with local artifacts, driven by the stock mlflow client and plain HTTP;
-the operator's commands run as `python manage.py ...` against the server's own databases
-(artifacts on S3: test_s3_artifacts.py). In <g>/team/*: Olive owns every project.
+the operator's commands run against the server's own databases, each in a process of its own
+(`LiveServer.manage`; artifacts on S3: test_s3_artifacts.py). In <g>/team/*: Olive owns every
+project.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,9 @@ SHOTS = Path(
     os.environ.get("SCREENS", Path(__file__).resolve().parents[2] / "test-output" / "quiet")
 )
 WIDE, PHONE = 1440, 390
+# A page has settled once no request has been in flight for this long (Looker.settle).
+QUIET_SECONDS = 0.5
+SETTLE_LIMIT_SECONDS = 10
 
 # What MLflow's UI offers that this server refuses: none of it may be visible.
 REFUSED_OFFERS = [
@@ -85,6 +89,14 @@ class Looker:
         self.server, self.name, self.width = server, name, width
         self.failed: list[str] = []
         self.page.on("response", self._record)
+        self.in_flight, self.last_request = 0, time.monotonic()
+        self.page.on("request", lambda _: self._count(+1))
+        self.page.on("requestfinished", lambda _: self._count(-1))
+        self.page.on("requestfailed", lambda _: self._count(-1))
+
+    def _count(self, change: int) -> None:
+        self.in_flight += change
+        self.last_request = time.monotonic()
 
     def _record(self, response) -> None:
         if response.url.startswith(self.server.url) and response.status >= 400:
@@ -94,13 +106,22 @@ class Looker:
     def url(self, project, route: str) -> str:
         return f"{self.server.url}/mlflow/{project.path}/tracking/#{route}"
 
+    def settle(self) -> None:
+        """Until no request has been in flight for QUIET_SECONDS (networkidle's rule, which
+        Playwright applies to a new document only: a route after # keeps the document), at
+        most SETTLE_LIMIT_SECONDS; then a moment for a toast of the last answer to show."""
+        deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
+        while time.monotonic() < deadline and (
+            self.in_flight > 0 or time.monotonic() - self.last_request < QUIET_SECONDS
+        ):
+            self.page.wait_for_timeout(100)
+        self.page.wait_for_timeout(300)
+
     def look(self, project, name: str, route: str) -> list[str]:
         """Open the page, let it settle; what it shows that it should not."""
+        self.last_request = time.monotonic()
         self.page.goto(self.url(project, route))
-        # MLflow's lazy panels ask within the 500 ms without requests that networkidle waits
-        # for; a toast shows the frame after its failed answer.
-        self.page.wait_for_load_state("networkidle")
-        self.page.wait_for_timeout(300)
+        self.settle()
         self.page.screenshot(path=str(SHOTS / f"{self.name}-{self.width}-{name}.png"))
         shown = []
         if self.page.get_by_text(ERROR_TEXT).first.is_visible():
