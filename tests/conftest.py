@@ -52,6 +52,22 @@ def empty_memo():
     memo.clear()
 
 
+@pytest.fixture(autouse=True)
+def finished_client_threads() -> Iterator[None]:
+    """Each test ends with the threads it started: the stock client finishes some calls in
+    threads of its own (a new prompt's link to its experiment), which must not reach a live
+    server during the next test (tests/test_gitlab_calls.py counts GitLab's calls)."""
+    running = set(threading.enumerate())
+    yield
+    join_threads_started_since(running)
+
+
+def join_threads_started_since(running: set[threading.Thread]) -> None:
+    for thread in set(threading.enumerate()) - running:
+        if not thread.daemon:
+            thread.join(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def gitlab() -> GitLabDouble:
     double = GitLabDouble().start()
@@ -77,12 +93,10 @@ def site(db, settings, gitlab, monkeypatch) -> Iterator[Site]:
     site.serve_every_session(monkeypatch)
     running = set(threading.enumerate())
     yield site
-    # The stock client finishes some calls in threads of its own (a new prompt's link to its
-    # experiment): they must reach this site while it serves, not http://testserver over the
-    # network once the test is over, retried for minutes in a thread the process waits for.
-    for thread in set(threading.enumerate()) - running:
-        if not thread.daemon:
-            thread.join(timeout=60)
+    # The stock client's own threads (finished_client_threads) must reach this site while it
+    # serves, not http://testserver over the network once the test is over, retried for
+    # minutes in a thread the process waits for.
+    join_threads_started_since(running)
 
 
 @pytest.fixture(scope="session")
