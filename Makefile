@@ -26,19 +26,21 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/kubernetes-validate --strict --quiet -k 1.30.0 deploy/kubernetes/*.yaml
 
-# The whole suite on SQLite, then again on PostgreSQL (127.0.0.1:5432, user postgres; fresh
-# databases per run, see tests/testenv.py) but for the tests marked any_database, whose subject
-# the database does not change (pyproject.toml): they ran in the first half; and the tests
-# marked many_connections run there after the others, by themselves.
+# The whole suite on SQLite and, side by side with it, again on PostgreSQL (127.0.0.1:5432,
+# user postgres; fresh databases per run, see tests/testenv.py) but for the tests marked
+# any_database, whose subject the database does not change (pyproject.toml): they run in the
+# SQLite half; and the tests marked many_connections run after the others of the PostgreSQL
+# half, by themselves. Each half prints its output once it is done.
 # Each half spreads its test files over TEST_WORKERS pytest-xdist workers, each with its own
-# DATA_DIR, databases and block of ports (tests/testenv.py, tests/live.py). Three on two cores:
-# a file waiting on a browser, a server or a timeout leaves a core to the others; four were no
-# faster and hold more of PostgreSQL's 100 connections (docs/development.md). (WORKERS is the
-# service's own setting: gunicorn's workers.)
+# DATA_DIR, databases and block of ports, and each half has its own Redis databases
+# (tests/testenv.py, tests/live.py). A file waiting on a browser, a server or a timeout
+# leaves the cores to the others (docs/development.md). (WORKERS is the service's own
+# setting: gunicorn's workers.)
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
-test: lint test-sqlite test-postgres
+test: lint
+	$(MAKE) --no-print-directory --jobs 2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: install
 	TEST_DATABASE=sqlite $(PYTEST)

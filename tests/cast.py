@@ -29,15 +29,20 @@ class Cast:
     charlie: User
     otto: User
 
+    def people(self) -> list[User]:
+        """Everyone in the cast, Olivia to Otto."""
+        return [getattr(self, name) for name in PEOPLE]
+
+
+PEOPLE = [name for name in Cast.__dataclass_fields__ if "project" not in name]
+
 
 def make_cast(
     gitlab: GitLabDouble, path: str = "ml/team/churn", other: str = "ml/other/churn"
 ) -> Cast:
     project = gitlab.add_project(path)
     other_project = gitlab.add_project(other)
-    users = {
-        name: gitlab.add_user(name) for name in Cast.__dataclass_fields__ if "project" not in name
-    }
+    users = {name: gitlab.add_user(name) for name in PEOPLE}
     for name, level in [("olivia", 50), ("dave", 30), ("gina", 10), ("paula", 15), ("rita", 20)]:
         project.direct[users[name].id] = level
     # Mark maintains the whole `ml/team` group: inherited membership shows as group_access.

@@ -7,6 +7,7 @@ flight (short here: a test server has none worth waiting for), then SIGKILL.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -15,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +40,11 @@ SERVE_SETTINGS = {"BIND", "WORKERS", "THREADS", "GUNICORN_TIMEOUT", "GRACEFUL_TI
 
 # Ports for servers the tests start: below Linux's ephemeral range (32768-60999), where the
 # kernel never hands one out to a client socket or a bind to port 0, and a block of its own for
-# each pytest-xdist worker (PYTEST_XDIST_WORKER=gw<n>), so that two workers never pick the same
-# port between one's check and its server's bind.
+# each pytest-xdist worker (PYTEST_XDIST_WORKER=gw<n>) of each half of `make test` (the halves
+# run side by side, tests/testenv.py), so that two workers never pick the same port between
+# one's check and its server's bind.
 PORTS_PER_WORKER = 400
+WORKERS_PER_HALF = 25
 FIRST_PORT = 12000
 EPHEMERAL_PORTS_START = 32768
 _next_port = itertools.count()
@@ -51,9 +53,9 @@ _next_port = itertools.count()
 def free_port() -> int:
     """A port of this worker's block that nothing listens on now (checked by binding it)."""
     worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    first = FIRST_PORT + worker * PORTS_PER_WORKER
-    if first + PORTS_PER_WORKER > EPHEMERAL_PORTS_START:
+    if worker >= WORKERS_PER_HALF:
         raise RuntimeError(f"worker gw{worker}: too many workers for the test ports (make test)")
+    first = FIRST_PORT + (testenv.HALF * WORKERS_PER_HALF + worker) * PORTS_PER_WORKER
     for _ in range(PORTS_PER_WORKER):
         port = first + next(_next_port) % PORTS_PER_WORKER
         with socket.socket() as sock:
@@ -97,21 +99,38 @@ _migrated: dict[str, object] = {}
 
 
 def migrated_template() -> dict[str, object]:
-    """Databases migrated once per session (`manage.py upgrade`), which each new server starts
-    from a copy of, so that it finds nothing to migrate: on SQLite the files of a template
-    DATA_DIR, on PostgreSQL two template databases; and the admin's static files, collected
-    once (`manage.py collectstatic`) for every server started without `serve`."""
+    """Databases migrated once per run of pytest (`manage.py upgrade`), which each new server
+    starts from a copy of, so that it finds nothing to migrate: on SQLite the files of a
+    template DATA_DIR, on PostgreSQL two template databases; and the admin's static files,
+    collected once (`manage.py collectstatic`) for every server started without `serve`. The
+    first worker of the run to need them makes them; the others wait for it."""
     if not _migrated:
-        data_dir = Path(tempfile.mkdtemp(prefix="sharinghub-mlflow-template-"))
-        databases = testenv.database_env("template")
-        env = {**os.environ, "DATA_DIR": str(data_dir), **databases,
-               "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings"}  # fmt: skip
-        for command in (["upgrade"], ["collectstatic", "--noinput", "--verbosity", "0"]):
-            done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
-                                  capture_output=True, text=True, timeout=600)  # fmt: skip
-            assert done.returncode == 0, done.stderr[-3000:]
-        _migrated.update(data_dir=data_dir, databases=databases, static=data_dir / "static")
+        directory = testenv.RUN_DIRECTORY / "template"
+        directory.mkdir(exist_ok=True)
+        made = directory / "template.json"
+        with (directory / "lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not made.exists():
+                made.write_text(json.dumps(make_template(directory / "data")))
+        template = json.loads(made.read_text())
+        data_dir = Path(template["data_dir"])
+        _migrated.update(data_dir=data_dir, databases=template["databases"],
+                         static=data_dir / "static")  # fmt: skip
     return _migrated
+
+
+def make_template(data_dir: Path) -> dict[str, object]:
+    """Migrated databases and collected static files in `data_dir` (and on PostgreSQL, new
+    databases); where they are."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    databases = testenv.database_env("template")
+    env = {**os.environ, "DATA_DIR": str(data_dir), **databases,
+           "DJANGO_SETTINGS_MODULE": "sharinghub_mlflow.settings"}  # fmt: skip
+    for command in (["upgrade"], ["collectstatic", "--noinput", "--verbosity", "0"]):
+        done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    return {"data_dir": str(data_dir), "databases": databases}
 
 
 def fresh_databases(data_dir: Path) -> dict[str, str]:

@@ -19,12 +19,13 @@ from django.utils import timezone
 from projects import membership_cache, memo
 from projects.models import GitLabProject, Membership, TokenFingerprint
 from sharinghub_mlflow.cache import FailSoftRedisCache
+from tests import testenv
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
 
 SECRET = "memo-hook-secret-0123456789"
 # A database of its own: other suites' servers share database 0.
-REDIS = "redis://127.0.0.1:6379/7"
+REDIS = testenv.redis_url("memo")
 BODY = {"max_results": 5}
 _names = itertools.count()
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from mlflow_bridge.embedded import serving
+from tests import testenv
 from tests.live import ROOT
 
 OPTIONS = {"bind": "0.0.0.0:8000", "workers": 4, "threads": 2, "timeout": 900,
@@ -133,7 +134,7 @@ class TestProductionSettings:
         assert result.returncode == 0, result.stdout + result.stderr
 
     def test_it_shares_the_cache_through_redis_and_keeps_sessions_in_the_database(self, tmp_path):
-        env = {**os.environ, "DATA_DIR": str(tmp_path), "CACHE_URL": "redis://127.0.0.1:6379/1"}
+        env = {**os.environ, "DATA_DIR": str(tmp_path), "CACHE_URL": testenv.redis_url("serving")}
         code = (
             "from django.conf import settings; from django.core.cache import cache; "
             "cache.set('shared', 'yes', 5); "

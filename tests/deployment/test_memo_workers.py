@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
+from tests import testenv
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.live import LiveServer, gunicorn_workers, start_live_server, stop
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.any_database
 SECRET = "memo-workers-secret-0123456789"
 # A Redis database of its own (replicas /0, serving /1, throttling /3, test_memo /7): `make
 # test` runs files side by side, and cached answers are keyed by ids their GitLab doubles repeat.
-REDIS = "redis://127.0.0.1:6379/5"
+REDIS = testenv.redis_url("memo_workers")
 # Enough fresh connections for two workers to each get some, many times over.
 MOST_CALLS = 200
 

@@ -14,13 +14,14 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from tests import testenv
 from tests.api import Api
 from tests.live import LiveServer, fresh_databases, start_live_server, stop
 
 # Two servers' connections to one PostgreSQL (pyproject.toml's markers).
 pytestmark = pytest.mark.many_connections
 
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = testenv.redis_url("replicas")
 
 
 @pytest.fixture(scope="module")

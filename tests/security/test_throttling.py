@@ -13,6 +13,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from tests import testenv
 from tests.api import Api
 from tests.live import start_live_server, stop
 
@@ -59,7 +60,7 @@ def throttled_server(tmp_path_factory, gitlab):
         THROTTLE_GITLAB_LOOKUPS_PER_ADDRESS="60/min",
         THROTTLE_GITLAB_LOOKUPS="600/min",
         THROTTLE_FAILED_AUTHENTICATIONS_PER_ADDRESS="10/min",
-        CACHE_URL="redis://127.0.0.1:6379/3",  # a database no other test flushes
+        CACHE_URL=testenv.redis_url("throttling"),
     )
     yield server
     stop(process)
