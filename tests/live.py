@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from tests import testenv
+from tests import testenv, warm_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 # A test server's graceful shutdown (GRACEFUL_TIMEOUT): `stop` waits this long, plus a margin
@@ -82,7 +82,12 @@ def gunicorn_workers(master: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-def stop(process: subprocess.Popen, grace: float = GRACEFUL_TIMEOUT) -> None:
+# A server's gunicorn master: forked by tests/warm_servers.py, or `manage.py serve` (which
+# execs gunicorn) as a child of this process.
+Process = subprocess.Popen | warm_servers.ForkedServer
+
+
+def stop(process: Process, grace: float = GRACEFUL_TIMEOUT) -> None:
     """Stop a server (or any child process) for sure: SIGTERM, wait `grace` seconds and a
     margin, then SIGKILL. A loaded machine makes a shutdown slow, never a test fail."""
     if process.poll() is not None:
@@ -150,7 +155,7 @@ class LiveServer:
     data_dir: Path
     log: Path
     env: dict[str, str] = field(default_factory=dict)  # the server's, for its manage.py commands
-    process: subprocess.Popen | None = None  # gunicorn's master (`manage.py serve` execs it)
+    process: Process | None = None  # gunicorn's master
     command_runner: subprocess.Popen | None = None  # tests/forked_commands.py, once needed
     commands_run: int = 0
 
@@ -193,16 +198,17 @@ class LiveServer:
 
 def start_live_server(
     tmp: Path, gitlab_url: str, *, workers: int = 1, serve: bool = False, **extra_env: str
-) -> tuple[LiveServer, subprocess.Popen]:
+) -> tuple[LiveServer, Process]:
     """A gunicorn server of its own: its DATA_DIR under `tmp`, and with TEST_DATABASE=postgresql
     fresh databases (tests/testenv.py), unless `extra_env` names them. Stop it with `stop`.
 
     With `serve` (and always on databases `extra_env` names), started as an operator starts it
     (`manage.py serve`: its checks, migrations, static files and printed configuration, then
-    gunicorn); otherwise gunicorn is started at once with the arguments `serve` gives it, from
-    migrated databases and static files collected once (`migrated_template`): `serve` imports
-    MLflow once more than gunicorn's worker does, seconds of CPU per server. One worker unless
-    the test is about several."""
+    gunicorn); otherwise gunicorn is forked at once from a warm process (tests/warm_servers.py)
+    with the arguments `serve` gives it, from migrated databases and static files collected
+    once (`migrated_template`): `serve` imports MLflow once more than gunicorn's worker does,
+    and each of these imports costs seconds of CPU per server. One worker unless the test is
+    about several."""
     own_databases = bool({"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys())
     serve = serve or own_databases  # `serve` migrates them
     if not serve and SERVE_SETTINGS & extra_env.keys():
@@ -212,12 +218,12 @@ def start_live_server(
     env = server_environment(data_dir, gitlab_url, fresh=not own_databases) | extra_env
     if serve:
         argv = [sys.executable, "manage.py", "serve", "--bind", bind, "--workers", str(workers)]
-        prepared = {}
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
     else:
-        argv, prepared = gunicorn_argv(bind, workers), prepared_as_serve_does(data_dir)
-    process = subprocess.Popen(
-        argv, cwd=ROOT, env=env | prepared, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
+        environment = env | prepared_as_serve_does(data_dir)
+        process = warm_servers.start_server(gunicorn_arguments(bind, workers), environment, log)
     server = LiveServer(f"http://{bind}", data_dir, log, env, process)
     wait_until_healthy(server)
     return server, process
@@ -242,16 +248,19 @@ def server_environment(data_dir: Path, gitlab_url: str, fresh: bool) -> dict[str
     return env
 
 
-def gunicorn_argv(bind: str, workers: int) -> list[str]:
-    """What `serve` would exec, with the settings' defaults but the tests' GRACEFUL_TIMEOUT."""
+def gunicorn_arguments(bind: str, workers: int) -> list[str]:
+    """The arguments `serve` would give gunicorn (after `python -m gunicorn`), with the
+    settings' defaults but the tests' GRACEFUL_TIMEOUT."""
     from django.conf import settings
 
     from mlflow_bridge.embedded import serving
 
-    return serving.gunicorn_argv({
+    argv = serving.gunicorn_argv({
         "bind": bind, "workers": workers, "threads": settings.SERVE_THREADS,
         "timeout": settings.SERVE_TIMEOUT, "graceful_timeout": GRACEFUL_TIMEOUT,
     })  # fmt: skip
+    assert argv[:3] == [sys.executable, "-m", "gunicorn"], argv
+    return argv[3:]
 
 
 def prepared_as_serve_does(data_dir: Path) -> dict[str, str]:

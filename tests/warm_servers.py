@@ -1,0 +1,165 @@
+"""Live gunicorn servers forked from one warm process per test process (tests/live.py's
+`start_live_server`, for servers started without `serve`).
+
+Each server is still a gunicorn master of its own with its own environment, log and workers;
+but it is a fork of a process that has already imported MLflow, Django, pandas, SQLAlchemy and
+gunicorn, as have the workers its master forks: `python -m gunicorn` and each worker would
+import them again, about 3 s of CPU per gunicorn process on a two-core machine, for each of
+the dozens of servers a run starts.
+
+Only what reads nothing of a server's configuration when imported is loaded before the fork:
+never `mlflow.server` (its import reads MLflow's server environment), prometheus_client (it
+reads PROMETHEUS_MULTIPROC_DIR) nor anything that needs Django's settings. The warm process
+starts no thread and opens no connection.
+
+The warm process is `python -m tests.warm_servers`: it reads one JSON request per line on
+stdin, {"argv": gunicorn's arguments, "env": {...}, "log": path, "exit": path}, forks a server
+that runs gunicorn with them, its output in "log", and answers {"pid": n}; when a server ends,
+it writes the server's exit code into its "exit" file. It exits when stdin closes (its test
+process ended); servers still running are their test's to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+PRELOADED = (
+    "mlflow", "mlflow.entities", "mlflow.models", "mlflow.tracing",
+    "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
+    "pandas", "sqlalchemy", "alembic", "flask", "fastapi", "cryptography", "requests",
+    "gunicorn.app.wsgiapp", "gunicorn.workers.gthread",
+    "django.core.handlers.wsgi", "django.db.models",
+)  # fmt: skip
+# Modules whose import reads a server's configuration: a server must import them itself.
+READ_CONFIGURATION_ON_IMPORT = ("mlflow.server", "prometheus_client")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- The warm process ----------------------------------------------------------------------
+def main() -> None:
+    for name in PRELOADED:
+        importlib.import_module(name)
+    from django.conf import settings
+
+    early = [name for name in sys.modules if name.startswith(READ_CONFIGURATION_ON_IMPORT)]
+    if early or settings.configured:
+        raise RuntimeError(f"PRELOADED imported {early or 'settings'}: a server's own to import")
+    exit_files: dict[int, str] = {}
+    while True:
+        reap(exit_files)
+        if not select.select([sys.stdin], [], [], 0.2)[0]:
+            continue
+        line = sys.stdin.readline()
+        if not line:  # the test process closed its end
+            return
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            run_gunicorn(request)
+        exit_files[pid] = request["exit"]
+        print(json.dumps({"pid": pid}), flush=True)
+
+
+def reap(exit_files: dict[int, str]) -> None:
+    """Each server that ended: its exit code, written whole into its exit file."""
+    while exit_files:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            return
+        written = Path(exit_files.pop(pid))
+        scratch = written.with_name(written.name + ".part")
+        scratch.write_text(str(os.waitstatus_to_exitcode(status)))
+        scratch.rename(written)
+
+
+def run_gunicorn(request: dict) -> None:
+    """In the fork: gunicorn with the request's arguments and environment; never returns."""
+    code = 1
+    try:
+        os.environ.clear()
+        os.environ.update(request["env"])
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        sys.argv = ["gunicorn", *request["argv"]]
+        from gunicorn.app.wsgiapp import run
+
+        run()
+        code = 0
+    except SystemExit as exit:  # gunicorn's own exit: 0 after a graceful stop
+        code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    except BaseException:  # noqa: BLE001 - the server failed: its log says how
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+# --- The test process's side ---------------------------------------------------------------
+class ForkedServer:
+    """A server the warm process forked, stopped as a subprocess.Popen is (tests/live.py's
+    `stop`): it is not this process's child, so its exit code comes from its exit file."""
+
+    def __init__(self, pid: int, exit_file: Path, argv: list[str]):
+        self.pid, self.exit_file, self.args = pid, exit_file, argv
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self.exit_file.exists():
+            self.returncode = int(self.exit_file.read_text())
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # ended: its exit file is on its way
+                os.kill(self.pid, number)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+_warm: subprocess.Popen | None = None
+
+
+def start_server(argv: list[str], env: dict[str, str], log: Path) -> ForkedServer:
+    """A gunicorn master with `argv` (gunicorn's arguments) and `env`, its output in `log`."""
+    global _warm
+    if _warm is None or _warm.poll() is not None:
+        _warm = subprocess.Popen(
+            [sys.executable, "-m", "tests.warm_servers"], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    exit_file = log.with_name(log.name + ".exit")
+    request = {"argv": argv, "env": env, "log": str(log), "exit": str(exit_file)}
+    _warm.stdin.write(json.dumps(request) + "\n")
+    _warm.stdin.flush()
+    answer = _warm.stdout.readline()
+    assert answer, "the warm process that forks servers ended: see the test's stderr"
+    return ForkedServer(json.loads(answer)["pid"], exit_file, argv)
+
+
+if __name__ == "__main__":
+    main()
