@@ -85,6 +85,31 @@ def cast(gitlab) -> Cast:
     return make_cast(gitlab)
 
 
+# --- pytest-xdist --------------------------------------------------------------------------
+# Test files that share a server of the session, by the server: `make test` (--dist loadfile)
+# runs them on one xdist worker, which starts it once, instead of once per worker.
+FILES_SHARING_A_SERVER = {
+    "server_without_gitlab": ("tests/test_outage.py", "tests/faults/test_misconfiguration.py"),
+    "sharing_server": ("tests/e2e/test_visibility_matrix.py",
+                       "tests/e2e/test_protected_alias_ui.py"),
+}  # fmt: skip
+_SERVER_OF_FILE = {file: server for server, files in FILES_SHARING_A_SERVER.items()
+                   for file in files}  # fmt: skip
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFileOrSharedServer(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return _SERVER_OF_FILE.get(file, file)
+
+    if config.getoption("dist") == "loadfile":
+        return ByFileOrSharedServer(config, log)
+    return None
+
+
 # --- in-process ----------------------------------------------------------------------------
 @pytest.fixture
 def site(db, settings, gitlab, monkeypatch) -> Iterator[Site]:

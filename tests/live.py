@@ -200,9 +200,11 @@ def start_live_server(
     tmp: Path, gitlab_url: str, *, workers: int = 1, serve: bool = False, **extra_env: str
 ) -> tuple[LiveServer, Process]:
     """A gunicorn server of its own: its DATA_DIR under `tmp`, and with TEST_DATABASE=postgresql
-    fresh databases (tests/testenv.py), unless `extra_env` names them. Stop it with `stop`.
+    fresh databases (tests/testenv.py), unless `extra_env` names them: migrated ones
+    (`fresh_databases`, `testenv.database_env` from the template), or empty ones with `serve`,
+    which migrates them. Stop it with `stop`.
 
-    With `serve` (and always on databases `extra_env` names), started as an operator starts it
+    With `serve`, started as an operator starts it
     (`manage.py serve`: its checks, migrations, static files and printed configuration, then
     gunicorn); otherwise gunicorn is forked at once from a warm process (tests/warm_servers.py)
     with the arguments `serve` gives it, from migrated databases and static files collected
@@ -210,7 +212,6 @@ def start_live_server(
     and each of these imports costs seconds of CPU per server. One worker unless the test is
     about several."""
     own_databases = bool({"DATABASE_URL", "MLFLOW_BACKEND_STORE_URI"} & extra_env.keys())
-    serve = serve or own_databases  # `serve` migrates them
     if not serve and SERVE_SETTINGS & extra_env.keys():
         raise ValueError(f"{sorted(SERVE_SETTINGS & extra_env.keys())} are `serve`'s to apply: "
                          "start this server with serve=True")  # fmt: skip

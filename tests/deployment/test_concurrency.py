@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from tests import testenv
 from tests.api import Api
-from tests.live import LiveServer, start_live_server, stop
+from tests.live import LiveServer, migrated_template, start_live_server, stop
 
 pytestmark = [
     # 4 gunicorn workers and 16 clients: PostgreSQL connections by the dozen (pyproject.toml).
@@ -38,7 +38,8 @@ BATCH = 10  # metrics per request: 20 requests per client
 
 @pytest.fixture(scope="module")
 def databases() -> dict[str, str]:
-    return testenv.database_env("concurrency")
+    """Migrated databases of the server's own, which the tests read directly."""
+    return testenv.database_env("concurrency", templates=migrated_template()["databases"])
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def own_postgres():
 @pytest.fixture(scope="module")
 def server_on_postgres(tmp_path_factory, gitlab, own_postgres):
     server, process = start_live_server(
-        tmp_path_factory.mktemp("on-postgres"), gitlab.url, workers=2,
+        tmp_path_factory.mktemp("on-postgres"), gitlab.url, workers=2, serve=True,  # migrates
         DATABASE_URL=own_postgres.create_database("django"),
         MLFLOW_BACKEND_STORE_URI=own_postgres.create_database("mlflow"),
     )  # fmt: skip
