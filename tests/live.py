@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from tests import testenv, warm_servers
+from tests import testenv, warm_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 # A test server's graceful shutdown (GRACEFUL_TIMEOUT): `stop` waits this long, plus a margin
@@ -82,9 +82,9 @@ def gunicorn_workers(master: int) -> set[int]:
     return {int(pid) for pid in children}
 
 
-# A server's gunicorn master: forked by tests/warm_servers.py, or `manage.py serve` (which
+# A server's gunicorn master: forked by tests/warm_processes.py, or `manage.py serve` (which
 # execs gunicorn) as a child of this process.
-Process = subprocess.Popen | warm_servers.ForkedServer
+Process = subprocess.Popen | warm_processes.ForkedProcess
 
 
 def stop(process: Process, grace: float = GRACEFUL_TIMEOUT) -> None:
@@ -206,7 +206,7 @@ def start_live_server(
 
     With `serve`, started as an operator starts it
     (`manage.py serve`: its checks, migrations, static files and printed configuration, then
-    gunicorn); otherwise gunicorn is forked at once from a warm process (tests/warm_servers.py)
+    gunicorn); otherwise gunicorn is forked at once from a warm process (tests/warm_processes.py)
     with the arguments `serve` gives it, from migrated databases and static files collected
     once (`migrated_template`): `serve` imports MLflow once more than gunicorn's worker does,
     and each of these imports costs seconds of CPU per server. One worker unless the test is
@@ -224,7 +224,7 @@ def start_live_server(
         )
     else:
         environment = env | prepared_as_serve_does(data_dir)
-        process = warm_servers.start_server(gunicorn_arguments(bind, workers), environment, log)
+        process = warm_processes.start_server(gunicorn_arguments(bind, workers), environment, log)
     server = LiveServer(f"http://{bind}", data_dir, log, env, process)
     wait_until_healthy(server)
     return server, process

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -18,6 +16,7 @@ from mlflow import MlflowClient
 from mlflow_bridge.edge import authorship
 from mlflow_bridge.edge.errors import BridgeError
 from mlflow_bridge.edge.routes import route_for
+from tests import warm_processes
 from tests.api import Api
 
 
@@ -164,8 +163,7 @@ class TestStockClient:
                 "USER": "root",
             }
         )
-        done = subprocess.run([sys.executable, "-c", STOCK_CLIENT_SCRIPT], env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = warm_processes.run_python(["-c", STOCK_CLIENT_SCRIPT], env, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
 
         api = Api(gunicorn_server.tracking_uri(cast.project.path), cast.olivia.token)
@@ -227,8 +225,7 @@ def run_as_dave(server, cast, script: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(cast.project.path),
                 "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", script], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = warm_processes.run_python(["-c", script], env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
+from tests import warm_processes
 from tests.api import Api
 
 _numbers = itertools.count(1)
@@ -141,8 +140,7 @@ def run_client(api: Api, code: str, *args: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
     env.update(MLFLOW_TRACKING_URI=api.uri,
                MLFLOW_TRACKING_TOKEN=api.session.headers["Authorization"].split()[1])  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = warm_processes.run_python(["-c", code, *args], env, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

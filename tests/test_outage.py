@@ -9,8 +9,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from django.utils import timezone
 from mlflow_bridge.edge.errors import LONG_OUTAGE_STATUS
 from projects import gitlab_health
 from projects.models import Membership, TokenFingerprint
+from tests import warm_processes
 from tests.gitlab_double import GitLabDouble, Project, User
 from tests.inprocess import Tracking
 
@@ -260,8 +259,7 @@ class TestAWrongGitLabUrl:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         env.update({"MLFLOW_TRACKING_URI": server.tracking_uri(cast.project.path),
                     "MLFLOW_TRACKING_TOKEN": cast.dave.token})  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", SET_EXPERIMENT], env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        done = warm_processes.run_python(["-c", SET_EXPERIMENT], env, timeout=120)
 
         assert "WARNING: GitLab at http://127.0.0.1:9 unreachable" in server.log.read_text()
         assert readyz["gitlab"] == "unreachable (ConnectionError)"

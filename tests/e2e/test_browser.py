@@ -10,12 +10,11 @@ from __future__ import annotations
 import html
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import warm_processes
 from tests.api import Api
 from tests.sessions import log_in
 
@@ -59,8 +58,7 @@ def script_run(gunicorn_server, gitlab, cast, forecast) -> dict:
     snippet = re.search(r'<pre id="snippet-python"><code>(.*?)</code>', connect.text, re.S)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_TRACKING_TOKEN"] = cast.dave.token
-    done = subprocess.run([sys.executable, "-c", html.unescape(snippet.group(1))], env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = warm_processes.run_python(["-c", html.unescape(snippet.group(1))], env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     api = Api(gunicorn_server.tracking_uri(forecast.path), cast.dave.token)
     experiment = api.ok("GET", "api/2.0/mlflow/experiments/get-by-name",

@@ -29,6 +29,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from tests import warm_processes
 from tests.e2e.test_browser import log_in_with_gitlab
 from tests.live import free_port, start_live_server, stop, wait_until
 
@@ -96,8 +97,7 @@ def notebook_html(tracking_uri: str, token: str | None) -> str:
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
-    done = subprocess.run([sys.executable, "-c", NOTEBOOK_CELL], env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = warm_processes.run_python(["-c", NOTEBOOK_CELL], env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     html = done.stdout[done.stdout.index("<div") :]
     assert 'id="trace-renderer"' in html

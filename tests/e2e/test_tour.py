@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import warm_processes
 from tests.e2e.test_browser import (
     DELETE_ANYWAY,
     TIMEOUT_MS,
@@ -115,8 +114,7 @@ def logged_by_script(server, project, token: str, script: str = TOUR_SCRIPT, **e
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     environ.update({"MLFLOW_TRACKING_URI": server.tracking_uri(project.path),
                     "MLFLOW_TRACKING_TOKEN": token, **env})  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", script], env=environ, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = warm_processes.run_python(["-c", script], environ, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     experiment_id, run_id, trace_id = done.stdout.strip().splitlines()[-1].split()
     return {"experiment_id": experiment_id, "run_id": run_id, "trace_id": trace_id}
