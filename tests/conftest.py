@@ -97,6 +97,7 @@ _SERVER_OF_FILE = {file: server for server, files in FILES_SHARING_A_SERVER.item
                    for file in files}  # fmt: skip
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: none without it (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadFileScheduling
 
