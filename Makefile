@@ -36,7 +36,7 @@ lint: install
 # (tests/testenv.py, tests/live.py). A file waiting on a browser, a server or a timeout
 # leaves the cores to the others (docs/development.md). (WORKERS is the service's own
 # setting: gunicorn's workers.)
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist loadfile
 
 test: lint

@@ -15,6 +15,7 @@ the settings before any conftest is imported, so the environment must be set ear
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -135,6 +136,14 @@ os.environ.update(database_env("inprocess"))
 
 def pytest_report_header(config) -> str:
     return f"test database: {TEST_DATABASE}"
+
+
+def pytest_collection_finish(session) -> None:
+    """What collection imported (Django, MLflow, pandas...) lives as long as the process: once
+    frozen, Python's garbage collector no longer walks it at every full collection, as in the
+    service's own workers (sharinghub_mlflow/wsgi.py): 15% less CPU for six in-process files."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_unconfigure(config) -> None:

@@ -25,6 +25,7 @@ stdin closes (its test process ended); servers still running are their test's to
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -58,6 +59,8 @@ def main() -> None:
     early = [name for name in sys.modules if name.startswith(READ_CONFIGURATION_ON_IMPORT)]
     if early or settings.configured:
         raise RuntimeError(f"PRELOADED imported {early or 'settings'}: a server's own to import")
+    gc.collect()
+    gc.freeze()  # what each fork inherits: never walked by its garbage collector
     exit_files: dict[int, str] = {}
     while True:
         reap(exit_files)
